@@ -1,0 +1,33 @@
+# Every user-facing target bootstraps .venv from nothing first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# CPU machines get the pinned CPU build of torch (an unpinned torch pulls a multi-GB CUDA build);
+# machines with an NVIDIA driver keep pip's default (CUDA) build. Override with `make TORCH_SPEC=...`.
+TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+
+.PHONY: setup demo test bench ui clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/tubelab sweep ablation=demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	@for b in jobs/benchmark_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+ui: $(STAMP)
+	$(VENV)/bin/tubelab ui
+
+clean:
+	rm -rf .tubelab

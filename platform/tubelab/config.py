@@ -1,0 +1,106 @@
+"""Config composition: Hydra primary configs in tubelab/conf, plus the repo's datasets/ and ablations/.
+
+The dataset cards and ablations live at the project root (they are data that researchers edit, not
+library code). They are registered in Hydra's ConfigStore as the groups `dataset` and `ablation`, so
+`dataset=NAME` / `ablation=NAME` are ordinary Hydra group choices with Hydra's own error listing the
+valid options.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+class ConfigError(ValueError):
+    """A config problem found before any cluster work: the message names the problem and the fix."""
+
+
+def project_root() -> Path:
+    """The directory holding datasets/ and ablations/: $TUBELAB_PROJECT_ROOT, the cwd, or the source tree."""
+    candidates = [os.environ.get("TUBELAB_PROJECT_ROOT"), os.getcwd(), str(Path(__file__).resolve().parents[2])]
+    for c in candidates:
+        if c and (Path(c) / "ablations").is_dir() and (Path(c) / "datasets").is_dir():
+            return Path(c).resolve()
+    raise ConfigError(
+        "cannot find the project's ablations/ and datasets/ folders; run from the project root "
+        "or set TUBELAB_PROJECT_ROOT to it"
+    )
+
+
+def _register_repo_groups(root: Path) -> None:
+    cs = ConfigStore.instance()
+    for group, folder in (("dataset", "datasets"), ("ablation", "ablations")):
+        for path in sorted((root / folder).glob("*.yaml")):
+            cs.store(group=group, name=path.stem, node=OmegaConf.load(path))
+
+
+def choices(group: str) -> list[str]:
+    """Valid options of a config group, for error messages."""
+    if group in ("dataset", "ablation"):
+        folder = {"dataset": "datasets", "ablation": "ablations"}[group]
+        return sorted(p.stem for p in (project_root() / folder).glob("*.yaml"))
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def load(config_name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Compose `conf/<config_name>.yaml` with command-line style overrides, resolved and read-only-safe.
+
+    Raises ConfigError (before Ray or MLflow start) for unknown groups, options and keys.
+    """
+    root = project_root()
+    _register_repo_groups(root)
+    overrides = list(overrides)
+    for o in overrides:
+        if "=" not in o and not o.startswith("~"):
+            raise ConfigError(f"override {o!r} is not of the form key=value (e.g. ablation=demo)")
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            cfg = compose(config_name=config_name, overrides=overrides)
+    except HydraException as e:
+        raise ConfigError(_explain(config_name, str(e))) from None
+    OmegaConf.set_struct(cfg, True)
+    return cfg
+
+
+def _explain(config_name: str, message: str) -> str:
+    """Turn Hydra's message into one that lists the valid choices."""
+    m = re.search(r"Could not find '([\w/]+)/([\w.-]+)'", message)
+    if m:
+        group, name = m.group(1), m.group(2)
+        return f"unknown {group} {name!r}; choose one of: {', '.join(choices(group))}"
+    m = re.search(r"Could not override '([\w.]+)'", message) or re.search(r"Key '([\w.]+)' is not in struct", message)
+    if m:
+        key = m.group(1)
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            base = compose(config_name=config_name)
+        node = OmegaConf.select(base, parent) if parent else base
+        valid = ", ".join(sorted(node.keys())) if isinstance(node, DictConfig) else "(none)"
+        where = f"under '{parent}'" if parent else "at the top level"
+        return f"unknown config key {key!r}; valid keys {where}: {valid}"
+    return message
+
+
+def to_container(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, object]:
+    """{'a': {'b': 1}} -> {'a.b': 1}: MLflow params must be flat (nested dicts crash log_params)."""
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

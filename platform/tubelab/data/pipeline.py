@@ -1,0 +1,54 @@
+"""Ray Data pipeline: shards -> (read tasks) -> ClipDecoder actors -> batches for Ray Train workers."""
+
+from __future__ import annotations
+
+import ray
+
+from tubelab.data import shards, storage
+from tubelab.data.decode import ClipDecoder
+
+
+def shard_url(cfg, dataset_name: str) -> str:
+    return storage.join(storage.resolve(cfg.storage.url), "shards", dataset_name)
+
+
+def check_clip_fits(manifest: dict, clip) -> None:
+    """Reject clips that need more frames or pixels than the shards hold, before any training starts."""
+    enc = manifest["encode"]
+    if clip.crop > enc["short_side"]:
+        raise ValueError(f"clip.crop={clip.crop} is larger than the shards' short side {enc['short_side']}; "
+                         f"lower clip.crop or re-prepare with a larger encode.short_side")
+    if any(s < 1 for s in clip.strides) or clip.frames < 1:
+        raise ValueError(f"clip.frames and clip.strides must be >= 1, got {clip.frames} and {list(clip.strides)}")
+
+
+def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_per_video: int,
+                 seed: int) -> tuple[ray.data.Dataset, dict]:
+    """A Ray Dataset of decoded clips for one split, and the shards' manifest."""
+    url = shard_url(cfg, dataset_name)
+    endpoint = cfg.storage.get("endpoint_url")
+    manifest = shards.read_manifest(url, endpoint)
+    check_clip_fits(manifest, clip)
+    fs, _ = storage.filesystem(url, endpoint)
+    paths = shards.shard_paths(manifest, url, split)
+    res = cfg.resources
+    ds = ray.data.read_parquet(
+        paths,
+        filesystem=None if storage.is_local(url) else fs,
+        columns=["video_id", "label", "num_frames", "width", "height", "video"],
+        ray_remote_args={"num_cpus": res.read_task_cpus},
+    )
+    if mode == "train":
+        # Shards are class-mixed at prepare time; block order + the consumer's local shuffle buffer
+        # randomise each epoch without an all-to-all shuffle of the video bytes.
+        ds = ds.randomize_block_order()
+    ds = ds.map_batches(
+        ClipDecoder,
+        fn_constructor_kwargs=dict(frames=clip.frames, strides=list(clip.strides), crop=clip.crop,
+                                   clips_per_video=clips_per_video, mode=mode, seed=seed),
+        batch_size=8,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=res.decode_actors),
+        num_cpus=res.cpus_per_decode_actor,
+    )
+    return ds, manifest

@@ -1,0 +1,52 @@
+"""`tubelab prepare`: dataset tree -> index -> re-encoded Parquet shards + manifest.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tubelab.data import shards, storage
+from tubelab.data.pipeline import shard_url
+from tubelab.data.ucf101 import index_ucf101
+
+INDEXERS = {"ucf101": index_ucf101}
+
+
+def source_dir(cfg) -> Path:
+    """The dataset tree to index; the built-in synthetic set is generated on first use."""
+    ds = cfg.dataset
+    source = cfg.get("source") or ds.source
+    if source:
+        return Path(source).expanduser().resolve()
+    if "generator" not in ds:
+        raise ValueError(f"dataset {ds.name!r} needs `source=DIR` pointing at its official tree")
+    from tubelab.data.synthetic import generate
+
+    root = Path(storage.resolve(cfg.home)) / "raw" / ds.name
+    return generate(root, **ds.generator)
+
+
+def prepare(cfg, progress: bool = True) -> tuple[dict, str]:
+    """Build (or reuse) the shards of `cfg.dataset`; returns (manifest, shard URL)."""
+    ds = cfg.dataset
+    out = storage.resolve(cfg.get("out") or shard_url(cfg, ds.name))
+    endpoint = cfg.storage.get("endpoint_url")
+    encode = dict(ds.encode)
+    try:
+        existing = shards.read_manifest(out, endpoint)
+    except shards.ManifestError:
+        existing = None
+    if existing is not None:
+        if existing["dataset"] == ds.name and existing["encode"] == encode:
+            return existing, out
+        raise ValueError(
+            f"{out} already holds shards of {existing['dataset']!r} with encode settings {existing['encode']}, "
+            f"not {ds.name!r} with {encode}; choose another `out=` or delete that folder to rebuild"
+        )
+    if ds.format not in INDEXERS:
+        raise ValueError(f"dataset.format={ds.format!r} has no indexer; available: {', '.join(INDEXERS)}")
+    index = INDEXERS[ds.format](source_dir(cfg), split=ds.split)
+    for problem in index.problems:
+        print(f"prepare {ds.name}: {problem}")
+    manifest = shards.write_shards(index, out, dataset=ds.name, encode=encode, shard_max_videos=ds.shard_max_videos,
+                                   endpoint_url=endpoint, progress=progress)
+    return manifest, out

@@ -1,0 +1,124 @@
+"""Parquet shards (one row per video, the mp4 bytes in a binary column) and their manifest.json.
+
+Layout under a shard URL (any fsspec URL):
+    manifest.json            classes, per-split counts and shard lists, encode settings, content hash
+    train-00000.parquet ...  one file per `shard_max_videos` videos of a split
+The manifest is written last: a shard directory without one is incomplete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from tubelab.data import storage
+from tubelab.data.encode import reencode
+from tubelab.data.ucf101 import DatasetIndex, VideoRecord
+
+MANIFEST = "manifest.json"
+SCHEMA = pa.schema([
+    ("video_id", pa.string()),
+    ("label", pa.int32()),
+    ("split", pa.string()),
+    ("num_frames", pa.int32()),
+    ("fps", pa.float32()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("sha256", pa.string()),
+    ("video", pa.binary()),
+])
+
+
+class ManifestError(ValueError):
+    """Missing or inconsistent shards: the message says which and how to rebuild them."""
+
+
+def encode_shard(records: list[VideoRecord], encode: dict) -> pa.Table:
+    rows = {name: [] for name in SCHEMA.names}
+    for r in records:
+        v = reencode(r.path, short_side=encode["short_side"], fps=encode["fps"], gop=encode["gop"], crf=encode["crf"])
+        for key, value in (("video_id", r.video_id), ("label", r.label), ("split", r.split),
+                           ("num_frames", v.num_frames), ("fps", v.fps), ("width", v.width),
+                           ("height", v.height), ("sha256", hashlib.sha256(v.data).hexdigest()), ("video", v.data)):
+            rows[key].append(value)
+    return pa.table(rows, schema=SCHEMA)
+
+
+def content_hash(shard_rows: dict[str, list[tuple[str, int, str]]]) -> str:
+    """Hash of what training sees: every (shard, video id, label, mp4 sha256), in shard order."""
+    h = hashlib.sha256()
+    for shard in sorted(shard_rows):
+        for video_id, label, sha in shard_rows[shard]:
+            h.update(f"{shard}\t{video_id}\t{label}\t{sha}\n".encode())
+    return h.hexdigest()
+
+
+def write_shards(index: DatasetIndex, url: str, *, dataset: str, encode: dict, shard_max_videos: int,
+                 endpoint_url: str | None = None, progress: bool = True) -> dict:
+    """Encode every record of `index` into shards under `url` and write the manifest; returns it."""
+    if not index.records:
+        raise ManifestError(f"dataset {dataset!r} has no readable videos; problems: {index.problems[:5]}")
+    fs, root = storage.filesystem(url, endpoint_url)
+    fs.makedirs(root, exist_ok=True)
+    splits: dict[str, dict] = {}
+    shard_rows: dict[str, list] = {}
+    bar = tqdm(total=len(index.records), desc=f"encode {dataset}", unit="video", disable=not progress)
+    for split in sorted({r.split for r in index.records}):
+        records = [r for r in index.records if r.split == split]
+        random.Random(f"{dataset}/{split}").shuffle(records)  # class-mixed shards, same order every time
+        names = []
+        for i in range(0, len(records), shard_max_videos):
+            chunk = records[i:i + shard_max_videos]
+            table = encode_shard(chunk, encode)
+            name = f"{split}-{i // shard_max_videos:05d}.parquet"
+            buf = io.BytesIO()
+            pq.write_table(table, buf, row_group_size=16)
+            storage.write_bytes_atomic(fs, f"{root}/{name}", buf.getvalue())
+            names.append(name)
+            shard_rows[name] = list(zip(table["video_id"].to_pylist(), table["label"].to_pylist(),
+                                        table["sha256"].to_pylist()))
+            bar.update(len(chunk))
+        per_class = [0] * len(index.classes)
+        for r in records:
+            per_class[r.label] += 1
+        splits[split] = {"videos": len(records), "shards": names, "per_class": per_class}
+    bar.close()
+    manifest = {
+        "format": "tubelab-shards/1",
+        "dataset": dataset,
+        "classes": index.classes,
+        "splits": splits,
+        "encode": dict(encode),
+        "problems": index.problems,
+        "content_hash": content_hash(shard_rows),
+    }
+    storage.write_bytes_atomic(fs, f"{root}/{MANIFEST}", json.dumps(manifest, indent=2).encode())
+    return manifest
+
+
+def read_manifest(url: str, endpoint_url: str | None = None) -> dict:
+    fs, root = storage.filesystem(url, endpoint_url)
+    path = f"{root}/{MANIFEST}"
+    if not fs.exists(path):
+        raise ManifestError(
+            f"no {MANIFEST} at {storage.resolve(url)}: the shards are missing or incomplete; "
+            f"build them with `tubelab prepare dataset=NAME source=DIR out={url}`"
+        )
+    with fs.open(path, "rb") as f:
+        return json.load(f)
+
+
+def shard_paths(manifest: dict, url: str, split: str) -> list[str]:
+    if split not in manifest["splits"]:
+        raise ManifestError(
+            f"split {split!r} is not in the shards of {manifest['dataset']!r}; "
+            f"available: {', '.join(sorted(manifest['splits']))}"
+        )
+    _, root = storage.filesystem(url)
+    return [f"{root}/{name}" for name in manifest["splits"][split]["shards"]]

@@ -1,0 +1,58 @@
+"""fsspec storage: one place that turns a URL (local path, file://, s3://) into a filesystem.
+
+S3 endpoint and credentials come from the config (`storage.endpoint_url`) or the environment
+(AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...). They are passed to s3fs and never logged or stored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import fsspec
+
+
+def is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def resolve(url: str) -> str:
+    """Absolute form of a URL: relative local paths are made absolute (Ray workers have another cwd)."""
+    if url.startswith("file://"):
+        url = url[len("file://"):]
+    if "://" not in url:
+        return str(Path(url).expanduser().resolve())
+    return url.rstrip("/")
+
+
+def filesystem(url: str, endpoint_url: str | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """(filesystem, path inside it) for a URL."""
+    url = resolve(url)
+    if is_local(url):
+        return fsspec.filesystem("file"), url
+    protocol, path = url.split("://", 1)
+    if protocol in ("s3", "s3a"):
+        endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+        kwargs = {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
+        return fsspec.filesystem("s3", **kwargs), path
+    return fsspec.filesystem(protocol), path
+
+
+def join(url: str, *parts: str) -> str:
+    return "/".join([url.rstrip("/"), *[p.strip("/") for p in parts]])
+
+
+def write_bytes_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    """Write then rename on local disks, so a crash never leaves a partial file under the final name.
+
+    Object stores publish an object only when its upload completes, so a plain write is atomic there.
+    """
+    if isinstance(fs, fsspec.implementations.local.LocalFileSystem):
+        fs.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with fs.open(tmp, "wb") as f:
+            f.write(data)
+        fs.mv(tmp, path)
+    else:
+        with fs.open(path, "wb") as f:
+            f.write(data)

@@ -1,0 +1,164 @@
+"""Built-in synthetic action-recognition dataset in which only motion gives the class away.
+
+Every clip shows a textured background (sometimes panning), one main object whose motion pattern is
+the class, and 1-3 distractors that wander slowly or stay still. Shapes, colours, sizes, speeds and
+backgrounds are drawn from pools shared by all classes, so a single frame says (almost) nothing about
+the class: a motion-sensitive pretraining method should beat a static one. It needs no download and
+is generated in well under a minute on one CPU core, in the UCF101 layout so the UCF101 indexer
+reads it unchanged. See datasets/synthetic.md.
+
+    from tubelab.data.synthetic import generate
+    root = generate("data/synthetic")  # <root>/MoveLeft/v_MoveLeft_g01_c01.mp4, classInd.txt, ...
+"""
+
+import json
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from tqdm import tqdm
+
+from tubelab.data.synthetic_motions import MOTIONS, SPEED_RANGE, place, wander
+from tubelab.data.synthetic_render import SHAPES, STYLES, draw_object, render_background
+
+CLASSES = tuple(MOTIONS)
+CLIPS_PER_GROUP = 4  # UCF101 has 4-7 clips per group; test clips come from the lowest groups
+NOISE_STD = 2.0  # per-frame sensor noise (0-255 scale), so frames are not perfectly clean
+
+
+def _check(classes, style, num_frames, width, height):
+    for name in classes:
+        if name not in MOTIONS:
+            raise ValueError(f"unknown synthetic class {name!r}; valid classes: {', '.join(CLASSES)}")
+    if len(set(classes)) != len(classes) or not classes:
+        raise ValueError(f"classes must be distinct and non-empty, got {list(classes)}")
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; valid styles: {', '.join(STYLES)}")
+    if num_frames < 8:
+        raise ValueError(f"num_frames={num_frames} is too short to show a motion; use 8 or more")
+    for key, n in (("width", width), ("height", height)):
+        if n < 32 or n % 2:
+            raise ValueError(f"{key}={n}: H.264 (yuv420p) needs an even size of at least 32 px; "
+                             f"use e.g. {max(32, n + n % 2)}")
+
+
+def render_video(class_name, rng, *, num_frames, width, height, style="default"):
+    """Render one clip: uint8 frames (T, H, W, 3) and what was drawn (meta).
+
+    The motion is drawn first, so the same rng gives the same trajectory in every style.
+    """
+    _check([class_name], style, num_frames, width, height)
+    pools = STYLES[style]
+    t = np.linspace(0, 1, num_frames)
+    speed = rng.uniform(*SPEED_RANGE)
+    base = rng.uniform(0.08, 0.15) * min(width, height)
+    path, turn, scale = MOTIONS[class_name](rng, t, speed, width, height, base)
+    size = base * scale
+    center = place(rng, path, size, width, height)
+    angle = rng.uniform(0, 2 * np.pi) + turn
+
+    frames, meta = render_background(rng, pools, t, width, height)
+    shapes, colors = sorted(SHAPES), sorted(pools.object_colors)
+    distractors = []
+    for _ in range(rng.integers(1, 4)):
+        r = rng.uniform(0.06, 0.13) * min(width, height)
+        d = dict(shape=str(rng.choice(shapes)), color=str(rng.choice(colors)))
+        draw_object(frames, d["shape"], pools.object_colors[d["color"]], wander(rng, t, width, height, r),
+                    np.full(num_frames, r), np.full(num_frames, rng.uniform(0, 2 * np.pi)))
+        distractors.append(d)
+    shape, color = str(rng.choice(shapes)), str(rng.choice(colors))
+    draw_object(frames, shape, pools.object_colors[color], center, size, angle)  # on top: never hidden
+
+    frames += rng.standard_normal(frames.shape, dtype=np.float32) * NOISE_STD
+    meta.update({"class": class_name, "shape": shape, "color": color, "center": center, "size": size,
+                 "angle": angle, "speed": float(speed), "distractors": len(distractors),
+                 "distractor_objects": distractors})
+    return np.clip(frames + 0.5, 0, 255).astype(np.uint8), meta
+
+
+def write_video(path, frames, fps):
+    """H.264 mp4; one encoder thread keeps the bytes identical from run to run."""
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps, options={
+            "crf": "21", "preset": "veryfast", "g": "16", "threads": "1"})
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def _tmp(path):
+    """A hidden, per-process name next to path: renamed onto path once complete."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _write_atomic(path, text):
+    _tmp(path).write_text(text)
+    os.replace(_tmp(path), path)
+
+
+def _videos(classes, train_per_class, test_per_class):
+    """(class, group, clip, split) in UCF101 order; a clip's name never depends on the counts
+    of other classes, and more train clips only add new groups at the end."""
+    test_groups = -(-test_per_class // CLIPS_PER_GROUP)
+    for name in classes:
+        for split, first_group, count in (("test", 1, test_per_class),
+                                          ("train", test_groups + 1, train_per_class)):
+            for i in range(count):
+                yield name, first_group + i // CLIPS_PER_GROUP, 1 + i % CLIPS_PER_GROUP, split
+
+
+def generate(out_dir, *, train_per_class=24, test_per_class=8, num_frames=48, fps=16, width=160,
+             height=120, seed=0, classes=None, style="default", progress=True):
+    """Write the dataset to out_dir in the UCF101 layout (split 1) and return its path.
+
+    Deterministic: each clip's rng comes from (seed, class index, clip index), so the same arguments
+    give byte-identical files and more clips per class leave the existing ones unchanged. A DONE
+    marker, written last, records the parameters; a finished out_dir is reused, never overwritten.
+    """
+    classes = list(CLASSES if classes is None else classes)
+    _check(classes, style, num_frames, width, height)
+    for key, n in (("train_per_class", train_per_class), ("test_per_class", test_per_class), ("fps", fps)):
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"{key}={n!r} must be a positive integer")
+    params = dict(train_per_class=train_per_class, test_per_class=test_per_class, num_frames=num_frames,
+                  fps=fps, width=width, height=height, seed=seed, classes=classes, style=style)
+    root = Path(out_dir)
+    done = root / "DONE"
+    if done.exists():
+        previous = json.loads(done.read_text())
+        if previous == params:
+            return root
+        changed = {k: (previous.get(k), v) for k, v in params.items() if previous.get(k) != v}
+        raise ValueError(f"{root} already holds a synthetic dataset made with other parameters "
+                         f"(existing, requested): {changed}; choose another out_dir or delete {root}")
+
+    videos = list(_videos(classes, train_per_class, test_per_class))
+    train, test, meta_lines = [], [], []
+    for name, group, clip, split in tqdm(videos, desc=f"synthetic -> {root}", unit="video",
+                                         disable=not progress):
+        label = classes.index(name) + 1
+        index = (group - 1) * CLIPS_PER_GROUP + clip - 1
+        rng = np.random.default_rng(np.random.SeedSequence([seed, CLASSES.index(name), index]))
+        frames, meta = render_video(name, rng, num_frames=num_frames, width=width, height=height,
+                                    style=style)
+        rel = f"{name}/v_{name}_g{group:02d}_c{clip:02d}.mp4"
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_video(_tmp(path), frames, fps)
+        os.replace(_tmp(path), path)
+        (train if split == "train" else test).append(f"{rel} {label}" if split == "train" else rel)
+        drawn = {k: v for k, v in meta.items() if k not in ("center", "size", "angle")}
+        meta_lines.append(json.dumps({"path": rel, "split": split, "label": label, **drawn,
+                                      "size": round(float(meta["size"].mean()), 2)}))
+
+    _write_atomic(root / "synthetic_meta.jsonl", "\n".join(meta_lines) + "\n")
+    _write_atomic(root / "classInd.txt", "".join(f"{i} {name}\n" for i, name in enumerate(classes, 1)))
+    _write_atomic(root / "trainlist01.txt", "\n".join(train) + "\n")
+    _write_atomic(root / "testlist01.txt", "\n".join(test) + "\n")
+    _write_atomic(done, json.dumps(params))
+    return root

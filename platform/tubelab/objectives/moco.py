@@ -1,0 +1,96 @@
+"""MoCo-v2 on clip pairs: query encoder, momentum key encoder, a queue of negatives, InfoNCE.
+
+In tubelet contrast the pair is two clips of DIFFERENT videos carrying the same tubelets; in the
+video-contrast baseline it is two clips of the same video. The objective is the same.
+Under DDP, keys are computed with batch-shuffle BN (gather, permute, scatter) so BN statistics
+cannot reveal which key belongs to which query, and the queue receives the keys of all workers.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+from tubelab.models.heads import ProjectionHead
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+@torch.no_grad()
+def gather(x: torch.Tensor) -> torch.Tensor:
+    if not _distributed():
+        return x
+    out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, x.contiguous())
+    return torch.cat(out)
+
+
+class Encoder(nn.Module):
+    def __init__(self, backbone: nn.Module, dim: int):
+        super().__init__()
+        backbone.fc = nn.Identity()  # unused in pretraining; an unused trainable layer breaks DDP
+        self.backbone = backbone
+        self.head = ProjectionHead(backbone.feature_dim, backbone.feature_dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone.forward_features(x))
+
+
+class MoCo(nn.Module):
+    def __init__(self, backbone: nn.Module, dim: int = 128, queue: int = 16384, momentum: float = 0.999,
+                 temperature: float = 0.2):
+        super().__init__()
+        self.momentum, self.temperature = momentum, temperature
+        self.encoder_q = Encoder(backbone, dim)
+        self.encoder_k = copy.deepcopy(self.encoder_q)
+        for p in self.encoder_k.parameters():
+            p.requires_grad = False
+        self.register_buffer("queue", F.normalize(torch.randn(queue, dim), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def _momentum_update(self) -> None:
+        for q, k in zip(self.encoder_q.parameters(), self.encoder_k.parameters()):
+            k.mul_(self.momentum).add_(q.detach(), alpha=1 - self.momentum)
+
+    @torch.no_grad()
+    def _enqueue(self, keys: torch.Tensor) -> None:
+        keys = gather(keys)
+        n, size = keys.shape[0], self.queue.shape[0]
+        idx = (self.queue_ptr + torch.arange(n, device=keys.device)) % size
+        self.queue[idx] = keys[-size:] if n > size else keys
+        self.queue_ptr.copy_((self.queue_ptr + n) % size)
+
+    @torch.no_grad()
+    def _keys(self, x: torch.Tensor) -> torch.Tensor:
+        if not _distributed():
+            return self.encoder_k(x)
+        # Batch-shuffle BN: compute keys on a random permutation of the global batch.
+        x_all = gather(x)
+        perm = torch.randperm(x_all.shape[0], device=x.device)
+        dist.broadcast(perm, src=0)
+        unperm = torch.argsort(perm)
+        rank = dist.get_rank()
+        mine = perm.view(dist.get_world_size(), -1)[rank]
+        k = gather(self.encoder_k(x_all[mine]))
+        return k[unperm.view(dist.get_world_size(), -1)[rank]]
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        q = self.encoder_q(query)
+        with torch.no_grad():
+            self._momentum_update()
+            k = self._keys(key)
+        pos = (q * k).sum(dim=1, keepdim=True)
+        neg = q @ self.queue.clone().detach().T
+        logits = torch.cat([pos, neg], dim=1) / self.temperature
+        labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+        loss = F.cross_entropy(logits, labels)
+        self._enqueue(k)
+        acc = (logits.argmax(dim=1) == 0).float().mean()
+        return loss, {"contrast_acc": acc.detach()}

@@ -1,0 +1,110 @@
+"""MLflow: where runs go, how they are named, and what every run records.
+
+One process logs per run (the sweep driver for the parent, the trial for its child, train rank 0 for
+per-epoch metrics): sqlite locks under concurrent writers, and the run id travels in the config.
+"""
+
+from __future__ import annotations
+
+import os
+import platform as _platform
+import subprocess
+import time
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from tubelab.config import flatten
+from tubelab.data import storage
+
+PARENT_TAG = "mlflow.parentRunId"
+MAX_PARAM_LENGTH = 6000
+
+
+def tracking_uri(cfg) -> str:
+    if cfg.tracking.uri:
+        return str(cfg.tracking.uri)
+    home = Path(storage.resolve(cfg.home))
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'mlflow.db'}"
+
+
+def artifact_root(cfg) -> str | None:
+    """Local store: artifacts beside the sqlite file (MLflow's default would be ./mlruns in the cwd)."""
+    if cfg.tracking.uri:
+        return None
+    return (Path(storage.resolve(cfg.home)) / "mlartifacts").as_uri()
+
+
+def client(cfg) -> MlflowClient:
+    return MlflowClient(tracking_uri=tracking_uri(cfg))
+
+
+def experiment_id(cfg) -> str:
+    c = client(cfg)
+    exp = c.get_experiment_by_name(cfg.tracking.experiment)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return c.create_experiment(cfg.tracking.experiment, artifact_location=artifact_root(cfg))
+    except mlflow.exceptions.MlflowException:  # created concurrently by another process
+        return c.get_experiment_by_name(cfg.tracking.experiment).experiment_id
+
+
+def git_state() -> dict[str, str]:
+    root = Path(__file__).resolve().parents[3]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True,
+                               timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": "unknown", "git_dirty": "unknown"}
+    return {"git_commit": commit or "unknown", "git_dirty": str(bool(dirty)).lower()}
+
+
+def base_tags() -> dict[str, str]:
+    import ray
+    import torch
+
+    return {**git_state(), "python": _platform.python_version(), "ray_version": ray.__version__,
+            "torch_version": torch.__version__, "mlflow_version": mlflow.__version__, "host": _platform.node()}
+
+
+def start_run(cfg, name: str, *, parent_run_id: str | None = None, tags: dict | None = None) -> str:
+    all_tags = {**base_tags(), **(tags or {})}
+    if parent_run_id:
+        all_tags[PARENT_TAG] = parent_run_id
+    run = client(cfg).create_run(experiment_id(cfg), run_name=name, tags=all_tags)
+    return run.info.run_id
+
+
+def log_params(cfg, run_id: str, params: dict) -> None:
+    flat = flatten(params)
+    items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in sorted(flat.items())]
+    c = client(cfg)
+    for i in range(0, len(items), 100):
+        c.log_batch(run_id, params=items[i:i + 100])
+
+
+def log_metrics(cfg, run_id: str, metrics: dict[str, float], step: int) -> None:
+    now = int(time.time() * 1000)
+    client(cfg).log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+
+def set_tags(cfg, run_id: str, tags: dict[str, str]) -> None:
+    client(cfg).log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def log_text(cfg, run_id: str, text: str, artifact_file: str) -> None:
+    client(cfg).log_text(run_id, text, artifact_file)
+
+
+def log_artifact(cfg, run_id: str, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+    client(cfg).log_artifact(run_id, str(path), artifact_path)
+
+
+def end_run(cfg, run_id: str, status: str = "FINISHED") -> None:
+    client(cfg).set_terminated(run_id, status)

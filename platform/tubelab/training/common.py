@@ -1,0 +1,128 @@
+"""What pretraining and fine-tuning share: Ray Train configs, worker set-up, inputs, schedules, checkpoints."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+
+import ray.train
+import torch
+from omegaconf import OmegaConf
+
+from tubelab.data import storage
+from tubelab.tracking import mlflow_runs
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def scaling_config(res) -> ray.train.ScalingConfig:
+    gpus = res.gpus_per_train_worker
+    per_worker = {"CPU": res.cpus_per_train_worker, **({"GPU": gpus} if gpus else {})}
+    return ray.train.ScalingConfig(num_workers=res.train_workers, use_gpu=gpus > 0, resources_per_worker=per_worker)
+
+
+def run_config(cfg, name: str, num_to_keep: int | None = None) -> ray.train.RunConfig:
+    return ray.train.RunConfig(
+        name=name,
+        storage_path=storage.join(storage.resolve(cfg.storage.url), "checkpoints"),
+        checkpoint_config=ray.train.CheckpointConfig(num_to_keep=num_to_keep),
+        failure_config=ray.train.FailureConfig(max_failures=2),
+    )
+
+
+def setup_worker(cfg) -> tuple[torch.device, int, int]:
+    """Threads, seeds and device for this worker; returns (device, rank, world size)."""
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(max(1, int(cfg.resources.cpus_per_train_worker)))
+    torch.manual_seed(cfg.seed * 1000 + rank)  # per-worker seed, recorded as a param via cfg.seed
+    return ray.train.torch.get_device(), rank, world
+
+
+def to_model_input(clip: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (B, T, H, W, 3) -> uint8 (B, 3, T, H, W) on the device (normalisation comes after tubelets)."""
+    return clip.to(device, non_blocking=True).permute(0, 4, 1, 2, 3)
+
+
+def normalize(clip: torch.Tensor) -> torch.Tensor:
+    """uint8 or [0, 255] float (B, 3, T, H, W) -> ImageNet-normalised float."""
+    mean = torch.tensor(IMAGENET_MEAN, device=clip.device).view(1, 3, 1, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD, device=clip.device).view(1, 3, 1, 1, 1) * 255
+    return (clip.float() - mean) / std
+
+
+def cosine_lr(base_lr: float, progress: float) -> float:
+    """Cosine decay from base_lr to 0 over progress in [0, 1]."""
+    return base_lr * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
+def restore(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> int:
+    """Load the latest Ray Train checkpoint if there is one (worker restart, driver rerun); returns the next epoch."""
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is None:
+        return 0
+    with ckpt.as_directory() as d:
+        state = torch.load(os.path.join(d, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
+    model.load_state_dict(state["train_state"])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    return state["epoch"] + 1
+
+
+def report(metrics: dict, rank: int, state: dict | None = None) -> None:
+    """ray.train.report from every worker; rank 0 attaches the checkpoint when `state` is given."""
+    if state is None or rank != 0:
+        ray.train.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as d:
+        torch.save(state, os.path.join(d, CHECKPOINT_FILE))
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+
+
+class EpochTimer:
+    """Clips/s and the data-wait fraction: time blocked on the next batch over total step time."""
+
+    def __init__(self):
+        self.wait = self.total = 0.0
+        self.clips = 0
+        self._t = time.perf_counter()
+
+    def batches(self, iterator):
+        it = iter(iterator)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            self.wait += time.perf_counter() - t0
+            yield batch
+
+    def step_done(self, clips: int) -> None:
+        self.clips += clips
+
+    def summary(self) -> dict[str, float]:
+        self.total = time.perf_counter() - self._t
+        return {"clips_per_s": self.clips / max(self.total, 1e-9),
+                "data_wait_fraction": self.wait / max(self.total, 1e-9)}
+
+
+class RankZeroLogger:
+    """Per-epoch metrics to the MLflow run named in the config, from rank 0 only."""
+
+    def __init__(self, cfg, run_id: str | None, prefix: str, rank: int):
+        self.cfg, self.run_id, self.prefix = cfg, run_id, prefix
+        self.enabled = run_id is not None and rank == 0
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        if self.enabled:
+            mlflow_runs.log_metrics(self.cfg, self.run_id, {f"{self.prefix}/{k}": v for k, v in metrics.items()}, step)
+
+
+def loop_config(cfg, **extra) -> dict:
+    """What a train loop receives: the resolved config as plain data, plus extras (run ids, URIs)."""
+    return {"cfg": OmegaConf.to_container(cfg, resolve=True), **extra}

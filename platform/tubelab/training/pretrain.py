@@ -1,0 +1,119 @@
+"""Tubelet-contrast pretraining on Ray Train: decoded clips -> tubelets on the device -> MoCo-v2.
+
+Pairs: in tubelet mode the key clip of row i is the clip of row i-1 of the same (shuffled) batch, so
+query and key always come from two different videos and each decoded clip serves one pair as query
+and the next as key (half the decode cost of drawing a second video per pair). In video-contrast
+mode the decoder emits two clips per video and those form the pair.
+"""
+
+from __future__ import annotations
+
+import ray.train
+import torch
+from omegaconf import OmegaConf
+from ray.train.torch import TorchTrainer
+
+from tubelab.data.pipeline import clip_dataset
+from tubelab.models import build_model
+from tubelab.objectives.moco import MoCo
+from tubelab.training import common
+from tubelab.tubelets import apply_tubelets
+
+PRETRAIN_NUM_CLASSES = 1  # the classifier is dropped for pretraining; the backbone is what is saved
+
+
+def make_pair(clips: torch.Tensor, keys: torch.Tensor, tubelet_cfg, generator: torch.Generator):
+    """(B, K, 3, T, H, W) uint8 clips of B distinct videos -> (query, key) uint8 clips and tubelet params."""
+    if tubelet_cfg.mode == "video_contrast":
+        return clips[:, 0], clips[:, 1], {}
+    a, b = clips[:, 0], clips[:, 0].roll(1, dims=0)
+    if bool((keys == keys.roll(1)).any()):
+        raise RuntimeError("a tubelet pair would use the same video twice: the batch holds duplicate videos")
+    out = apply_tubelets(a, b, tubelet_cfg, generator=generator)
+    return out.a, out.b, out.params
+
+
+def pretrain_loop(config: dict) -> None:
+    cfg = OmegaConf.create(config["cfg"])
+    p = cfg.pretrain
+    device, rank, world = common.setup_worker(cfg)
+    backbone = build_model(cfg.model, num_classes=PRETRAIN_NUM_CLASSES)
+    moco = MoCo(backbone, dim=p.moco.dim, queue=p.moco.queue, momentum=p.moco.momentum,
+                temperature=p.moco.temperature)
+    model = ray.train.torch.prepare_model(moco)
+    params = [x for x in moco.parameters() if x.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=p.optimizer.lr, momentum=p.optimizer.momentum,
+                                weight_decay=p.optimizer.weight_decay)
+    start = common.restore(moco, optimizer)
+    logger = common.RankZeroLogger(cfg, config.get("run_id"), "pretrain", rank)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + rank)
+    shard = ray.train.get_dataset_shard("train")
+    last = p.stop_epoch or p.epochs
+    for epoch in range(start, last):
+        lr = common.cosine_lr(p.optimizer.lr, epoch / p.epochs)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        timer, loss_sum, acc_sum, steps = common.EpochTimer(), 0.0, 0.0, 0
+        batches = shard.iter_torch_batches(batch_size=p.batch_size, drop_last=True,
+                                           local_shuffle_buffer_size=4 * p.batch_size)
+        for batch in timer.batches(batches):
+            clips = common.to_model_input(batch["clip"].flatten(0, 1), device)
+            clips = clips.unflatten(0, batch["clip"].shape[:2])
+            query, key, _ = make_pair(clips, batch["video_key"].to(device), cfg.tubelet, generator)
+            loss, stats = model(common.normalize(query), common.normalize(key))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, p.optimizer.grad_clip)
+            optimizer.step()
+            loss_sum, acc_sum, steps = loss_sum + loss.item(), acc_sum + stats["contrast_acc"].item(), steps + 1
+            timer.step_done(query.shape[0] * world)
+        if steps == 0:
+            raise RuntimeError(f"worker {rank} got no full batch of {p.batch_size}: the split is too small for "
+                               f"{world} workers x batch_size {p.batch_size}")
+        metrics = {"loss": loss_sum / steps, "contrast_acc": acc_sum / steps, "lr": lr, "epoch": epoch,
+                   "steps": steps, **timer.summary()}
+        if device.type == "cuda":
+            metrics["peak_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+        logger.log({k: v for k, v in metrics.items() if k != "epoch"}, epoch)
+        save = (epoch + 1) % p.checkpoint_every == 0 or epoch + 1 == last
+        state = None
+        if save:
+            state = {"epoch": epoch, "train_state": moco.state_dict(), "optimizer": optimizer.state_dict(),
+                     "model": moco.encoder_q.backbone.state_dict(), "config": config["cfg"]}
+        common.report(metrics, rank, state)
+
+
+def check_pretrain_config(cfg, manifest: dict) -> None:
+    p = cfg.pretrain
+    videos = manifest["splits"][p.split]["videos"]
+    per_step = p.batch_size * cfg.resources.train_workers
+    if p.batch_size < 2:
+        raise ValueError("pretrain.batch_size must be >= 2: tubelet pairs take their key clip from another row")
+    if videos < per_step:
+        raise ValueError(f"{videos} {p.split} videos cannot fill one step of {per_step} clips "
+                         f"({cfg.resources.train_workers} workers x pretrain.batch_size {p.batch_size}); "
+                         f"lower pretrain.batch_size or resources.train_workers")
+    if p.moco.queue > videos * p.epochs:
+        raise ValueError(f"pretrain.moco.queue={p.moco.queue} is larger than the {videos * p.epochs} keys the run "
+                         f"will ever produce ({videos} videos x {p.epochs} epochs): the queue would hold random "
+                         f"vectors; lower it")
+    if p.stop_epoch is not None and not 0 < p.stop_epoch <= p.epochs:
+        raise ValueError(f"pretrain.stop_epoch={p.stop_epoch} must be in 1..pretrain.epochs ({p.epochs})")
+
+
+def run_pretrain(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
+    """Fit one pretraining run; rerunning with the same name resumes from its last checkpoint."""
+    p = cfg.pretrain
+    clips_per_video = 2 if cfg.tubelet.mode == "video_contrast" else 1
+    ds, manifest = clip_dataset(cfg, cfg.dataset.name, p.split, p.clip, mode="train",
+                                clips_per_video=clips_per_video, seed=cfg.seed)
+    check_pretrain_config(cfg, manifest)
+    trainer = TorchTrainer(
+        pretrain_loop,
+        train_loop_config=common.loop_config(cfg, run_id=run_id),
+        scaling_config=common.scaling_config(cfg.resources),
+        run_config=common.run_config(cfg, name, num_to_keep=p.num_to_keep),
+        datasets={"train": ds},
+    )
+    return trainer.fit()
