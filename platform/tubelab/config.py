@@ -15,7 +15,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 
@@ -52,9 +52,10 @@ def choices(group: str) -> list[str]:
 
 
 def load(config_name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """Compose `conf/<config_name>.yaml` with command-line style overrides, resolved and read-only-safe.
+    """Compose `conf/<config_name>.yaml` with command-line style overrides (struct mode: no new keys).
 
-    Raises ConfigError (before Ray or MLflow start) for unknown groups, options and keys.
+    Raises ConfigError (before Ray or MLflow start) for unknown groups, options and keys. The chosen
+    option of every group is kept under the `choices` key (e.g. cfg.choices.ablation == "demo").
     """
     root = project_root()
     _register_repo_groups(root)
@@ -64,9 +65,15 @@ def load(config_name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictC
             raise ConfigError(f"override {o!r} is not of the form key=value (e.g. ablation=demo)")
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = compose(config_name=config_name, overrides=overrides)
+            cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
     except HydraException as e:
         raise ConfigError(_explain(config_name, str(e))) from None
+    chosen = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
+    with open_dict(cfg):
+        del cfg["hydra"]
+        cfg.choices = chosen
+        if "home" in cfg:  # Ray workers and Tune trials run in other directories
+            cfg.home = str(Path(cfg.home).expanduser().resolve())
     OmegaConf.set_struct(cfg, True)
     return cfg
 

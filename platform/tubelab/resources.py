@@ -27,10 +27,13 @@ class Plan:
                 f"{self.max_concurrent_trials} trial(s) at a time")
 
 
+LISTING_CPUS = 1.0  # Ray Data's file-listing task (ListFiles) asks for 1 CPU; it is not configurable
+
+
 def cpus_per_trial(res) -> float:
-    """Driver + train workers + decode actors + one read task's worth of headroom."""
+    """Driver + train workers + decode actors + the listing task + one read task."""
     return (res.trial_driver_cpus + res.train_workers * res.cpus_per_train_worker
-            + res.decode_actors * res.cpus_per_decode_actor + max(res.read_task_cpus, 0.25))
+            + res.decode_actors * res.cpus_per_decode_actor + LISTING_CPUS + res.read_task_cpus)
 
 
 def plan(res, cluster_cpus: float | None = None) -> Plan:

@@ -12,9 +12,15 @@ def shard_url(cfg, dataset_name: str) -> str:
     return storage.join(storage.resolve(cfg.storage.url), "shards", dataset_name)
 
 
-def check_clip_fits(manifest: dict, clip) -> None:
+def check_clip_fits(manifest: dict, clip, split: str) -> None:
     """Reject clips that need more frames or pixels than the shards hold, before any training starts."""
     enc = manifest["encode"]
+    span = (clip.frames - 1) * max(clip.strides) + 1
+    shortest = manifest["splits"][split]["min_frames"]
+    if span > shortest:
+        raise ValueError(f"a clip of {clip.frames} frames at stride {max(clip.strides)} spans {span} frames but the "
+                         f"shortest {split} video of {manifest['dataset']!r} has {shortest}; lower clip.frames or "
+                         f"clip.strides")
     if clip.crop > enc["short_side"]:
         raise ValueError(f"clip.crop={clip.crop} is larger than the shards' short side {enc['short_side']}; "
                          f"lower clip.crop or re-prepare with a larger encode.short_side")
@@ -28,7 +34,8 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
     url = shard_url(cfg, dataset_name)
     endpoint = cfg.storage.get("endpoint_url")
     manifest = shards.read_manifest(url, endpoint)
-    check_clip_fits(manifest, clip)
+    shards.shard_paths(manifest, url, split)  # names the available splits if `split` is wrong
+    check_clip_fits(manifest, clip, split)
     fs, _ = storage.filesystem(url, endpoint)
     paths = shards.shard_paths(manifest, url, split)
     res = cfg.resources

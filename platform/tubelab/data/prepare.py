@@ -50,3 +50,26 @@ def prepare(cfg, progress: bool = True) -> tuple[dict, str]:
     manifest = shards.write_shards(index, out, dataset=ds.name, encode=encode, shard_max_videos=ds.shard_max_videos,
                                    endpoint_url=endpoint, progress=progress)
     return manifest, out
+
+
+def ensure_shards(cfg, name: str) -> str:
+    """Shard URL of dataset `name` under cfg.storage; the built-in synthetic data is generated when missing.
+
+    Real datasets are never prepared implicitly: their missing shards raise with the command to run.
+    """
+    from omegaconf import OmegaConf
+
+    from tubelab import config
+
+    url = shard_url(cfg, name)
+    endpoint = cfg.storage.get("endpoint_url")
+    try:
+        shards.read_manifest(url, endpoint)
+        return url
+    except shards.ManifestError:
+        prep = OmegaConf.merge(config.load("prepare", [f"dataset={name}"]), {"storage": cfg.storage, "home": cfg.home})
+        if "generator" not in prep.dataset:
+            raise
+    print(f"preparing the {name} dataset shards at {url} (first use)")
+    prepare(prep)
+    return url

@@ -30,7 +30,8 @@ SCHEMA = pa.schema([
     ("fps", pa.float32()),
     ("width", pa.int32()),
     ("height", pa.int32()),
-    ("sha256", pa.string()),
+    ("sha256", pa.string()),         # of the mp4 bytes below: detects corrupted shards
+    ("source_sha256", pa.string()),  # of the source file: identifies the data (x264 output can vary by CPU)
     ("video", pa.binary()),
 ])
 
@@ -42,17 +43,24 @@ class ManifestError(ValueError):
 def encode_shard(records: list[VideoRecord], encode: dict) -> pa.Table:
     rows = {name: [] for name in SCHEMA.names}
     for r in records:
-        v = reencode(r.path, short_side=encode["short_side"], fps=encode["fps"], gop=encode["gop"], crf=encode["crf"])
+        with open(r.path, "rb") as f:
+            source = f.read()
+        v = reencode(source, short_side=encode["short_side"], fps=encode["fps"], gop=encode["gop"], crf=encode["crf"])
         for key, value in (("video_id", r.video_id), ("label", r.label), ("split", r.split),
                            ("num_frames", v.num_frames), ("fps", v.fps), ("width", v.width),
-                           ("height", v.height), ("sha256", hashlib.sha256(v.data).hexdigest()), ("video", v.data)):
+                           ("height", v.height), ("sha256", hashlib.sha256(v.data).hexdigest()),
+                           ("source_sha256", hashlib.sha256(source).hexdigest()), ("video", v.data)):
             rows[key].append(value)
     return pa.table(rows, schema=SCHEMA)
 
 
-def content_hash(shard_rows: dict[str, list[tuple[str, int, str]]]) -> str:
-    """Hash of what training sees: every (shard, video id, label, mp4 sha256), in shard order."""
-    h = hashlib.sha256()
+def content_hash(encode: dict, shard_rows: dict[str, list[tuple[str, int, str]]]) -> str:
+    """Identity of the prepared data: encode settings and every (shard, video id, label, source sha256).
+
+    It hashes the sources, not the mp4 bytes, so preparing the same sources with the same settings
+    gives the same hash on any machine (x264's output bytes depend on the CPU's SIMD paths).
+    """
+    h = hashlib.sha256(json.dumps(encode, sort_keys=True).encode())
     for shard in sorted(shard_rows):
         for video_id, label, sha in shard_rows[shard]:
             h.update(f"{shard}\t{video_id}\t{label}\t{sha}\n".encode())
@@ -68,6 +76,7 @@ def write_shards(index: DatasetIndex, url: str, *, dataset: str, encode: dict, s
     fs.makedirs(root, exist_ok=True)
     splits: dict[str, dict] = {}
     shard_rows: dict[str, list] = {}
+    min_frames: dict[str, int] = {}
     bar = tqdm(total=len(index.records), desc=f"encode {dataset}", unit="video", disable=not progress)
     for split in sorted({r.split for r in index.records}):
         records = [r for r in index.records if r.split == split]
@@ -81,13 +90,15 @@ def write_shards(index: DatasetIndex, url: str, *, dataset: str, encode: dict, s
             pq.write_table(table, buf, row_group_size=16)
             storage.write_bytes_atomic(fs, f"{root}/{name}", buf.getvalue())
             names.append(name)
+            min_frames[split] = min(min_frames.get(split, 1 << 30), min(table["num_frames"].to_pylist()))
             shard_rows[name] = list(zip(table["video_id"].to_pylist(), table["label"].to_pylist(),
-                                        table["sha256"].to_pylist()))
+                                        table["source_sha256"].to_pylist()))
             bar.update(len(chunk))
         per_class = [0] * len(index.classes)
         for r in records:
             per_class[r.label] += 1
-        splits[split] = {"videos": len(records), "shards": names, "per_class": per_class}
+        splits[split] = {"videos": len(records), "shards": names, "per_class": per_class,
+                         "min_frames": min_frames[split]}
     bar.close()
     manifest = {
         "format": "tubelab-shards/1",
@@ -96,7 +107,7 @@ def write_shards(index: DatasetIndex, url: str, *, dataset: str, encode: dict, s
         "splits": splits,
         "encode": dict(encode),
         "problems": index.problems,
-        "content_hash": content_hash(shard_rows),
+        "content_hash": content_hash(encode, shard_rows),
     }
     storage.write_bytes_atomic(fs, f"{root}/{MANIFEST}", json.dumps(manifest, indent=2).encode())
     return manifest

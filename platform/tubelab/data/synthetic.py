@@ -25,7 +25,7 @@ from tubelab.data.synthetic_render import SHAPES, STYLES, draw_object, render_ba
 
 CLASSES = tuple(MOTIONS)
 CLIPS_PER_GROUP = 4  # UCF101 has 4-7 clips per group; test clips come from the lowest groups
-NOISE_STD = 2.0  # per-frame sensor noise (0-255 scale), so frames are not perfectly clean
+NOISE_STD = 2.0  # per-frame luma noise (0-255 scale), so frames are not perfectly clean
 
 
 def _check(classes, style, num_frames, width, height):
@@ -71,18 +71,23 @@ def render_video(class_name, rng, *, num_frames, width, height, style="default")
     shape, color = str(rng.choice(shapes)), str(rng.choice(colors))
     draw_object(frames, shape, pools.object_colors[color], center, size, angle)  # on top: never hidden
 
-    frames += rng.standard_normal(frames.shape, dtype=np.float32) * NOISE_STD
+    frames += rng.standard_normal((*frames.shape[:3], 1), dtype=np.float32) * NOISE_STD + 0.5  # 0.5: round
     meta.update({"class": class_name, "shape": shape, "color": color, "center": center, "size": size,
                  "angle": angle, "speed": float(speed), "distractors": len(distractors),
                  "distractor_objects": distractors})
-    return np.clip(frames + 0.5, 0, 255).astype(np.uint8), meta
+    return np.clip(frames, 0, 255, out=frames).astype(np.uint8), meta
 
 
 def write_video(path, frames, fps):
-    """H.264 mp4; one encoder thread keeps the bytes identical from run to run."""
+    """H.264 mp4 with a keyframe every 16 frames, so random access is cheap.
+
+    The same frames must give the same bytes: one encoder thread, and x264's plain C code (asm=0),
+    because its AVX2/AVX-512 routines read uninitialised memory at some frame sizes (e.g. 160x120)
+    and the output then changes from run to run. C code is ~3x slower, still ~60 ms a clip.
+    """
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps, options={
-            "crf": "21", "preset": "veryfast", "g": "16", "threads": "1"})
+            "crf": "21", "preset": "veryfast", "g": "16", "threads": "1", "x264-params": "asm=0"})
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         for i, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
@@ -116,11 +121,13 @@ def generate(out_dir, *, train_per_class=24, test_per_class=8, num_frames=48, fp
              height=120, seed=0, classes=None, style="default", progress=True):
     """Write the dataset to out_dir in the UCF101 layout (split 1) and return its path.
 
-    Deterministic: each clip's rng comes from (seed, class index, clip index), so the same arguments
-    give byte-identical files and more clips per class leave the existing ones unchanged. A DONE
-    marker, written last, records the parameters; a finished out_dir is reused, never overwritten.
+    Deterministic: each clip's rng comes from (seed, the class's index in CLASSES, clip index), so the
+    same arguments give byte-identical files, and more clips per class or another subset of classes
+    leave the existing clips unchanged. Files are renamed into place once complete and a DONE marker
+    with the parameters is written last: a finished out_dir is reused, never overwritten, and an
+    unfinished one (no DONE) is generated again from scratch.
     """
-    classes = list(CLASSES if classes is None else classes)
+    classes = list(CLASSES if classes is None else [classes] if isinstance(classes, str) else classes)
     _check(classes, style, num_frames, width, height)
     for key, n in (("train_per_class", train_per_class), ("test_per_class", test_per_class), ("fps", fps)):
         if not isinstance(n, int) or n < 1:
@@ -151,7 +158,10 @@ def generate(out_dir, *, train_per_class=24, test_per_class=8, num_frames=48, fp
         path.parent.mkdir(parents=True, exist_ok=True)
         write_video(_tmp(path), frames, fps)
         os.replace(_tmp(path), path)
-        (train if split == "train" else test).append(f"{rel} {label}" if split == "train" else rel)
+        if split == "train":
+            train.append(f"{rel} {label}")
+        else:
+            test.append(rel)
         drawn = {k: v for k, v in meta.items() if k not in ("center", "size", "angle")}
         meta_lines.append(json.dumps({"path": rel, "split": split, "label": label, **drawn,
                                       "size": round(float(meta["size"].mean()), 2)}))

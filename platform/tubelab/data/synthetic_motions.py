@@ -99,7 +99,7 @@ def wander(rng, t, width, height, radius):
     start = rng.uniform(radius, (width - radius, height - radius))
     if rng.random() < 0.3:
         return np.tile(start, (len(t), 1))
-    steps = rng.normal(0, 0.06 * min(width, height) / np.sqrt(len(t)), (len(t) + 4, 2))
+    steps = rng.normal(0, 0.04 * min(width, height) / np.sqrt(len(t)), (len(t) + 4, 2))
     walk = np.cumsum(steps, 0)
     walk = (walk[4:] + walk[3:-1] + walk[2:-2] + walk[1:-3] + walk[:-4]) / 5  # smooth the jitter away
     return np.clip(start + walk - walk[0], radius, (width - radius, height - radius))

@@ -21,7 +21,7 @@ def _grid(h, w):
 
 
 def _wave_coord(rng, h, w):
-    """Pixel coordinate along a random direction: the input of stripes, checkers and plaids."""
+    """Pixel coordinates (u, v) on axes turned by a random angle: for stripes, checkers and plaids."""
     y, x = _grid(h, w)
     a = rng.uniform(0, np.pi)
     return x * np.cos(a) + y * np.sin(a), -x * np.sin(a) + y * np.cos(a)

@@ -1,4 +1,4 @@
-"""What a tubelet looks like: box size, mask shape, soft edge, and its RGBA texture.
+"""What a tubelet looks like: box size, mask shape and soft edge.
 
 Sizes follow the released RandomRegionSampler: scale s and aspect r give w = s*sqrt(r),
 h = s/sqrt(r), each side jittered by exp(U(-j, j)) and clipped to the frame. Scales are pixels at
@@ -8,13 +8,9 @@ paper's numbers apply at any resolution.
 The mask is drawn in patch coordinates u in [-1, 1]^2 (distance d = |u|/2 under the max, L2 or L1
 norm for rectangle, ellipse, rhombus) as in the released pick_alphas: alpha = 1 inside d < 0.5, and
 with a soft edge alpha falls linearly from 1 at a turning point U(0.30, 0.45) to 0 at d = 0.5.
-
-The texture is premultiplied (rgb * alpha, alpha): bilinear sampling of premultiplied colour gives
-correct edges when the patch is later rotated or sheared (no dark fringe from the zero padding).
 """
 
 import torch
-import torch.nn.functional as F
 
 from .draws import choice, pick, uniform
 
@@ -41,26 +37,17 @@ def sample_masks(generator, cfg, shape):
     return kind, torch.where(soft, edge, torch.full_like(edge, HARD_EDGE))
 
 
-def mask_alpha(u, kind, edge):
-    """Alpha in [0, 1] at patch coordinates u (K or 1, R, R, 2) for masks kind (K,), edge (K,)."""
-    ax, ay = u[..., 0].abs(), u[..., 1].abs()
-    kind = kind.view(-1, 1, 1)
-    d = torch.where(kind == 0, torch.maximum(ax, ay),
-                    torch.where(kind == 1, torch.sqrt(ax * ax + ay * ay), ax + ay)) / 2
-    return ((0.5 - d) / edge.view(-1, 1, 1)).clamp(0, 1)
+def mask_alpha(ux, uy, kind, edge):
+    """Alpha in [0, 1] at patch coordinates (ux, uy); all arguments broadcast. 0 outside the box."""
+    ax, ay = ux.abs(), uy.abs()
+    d = torch.where(kind == 0, torch.maximum(ax, ay), torch.where(kind == 1, torch.sqrt(ax * ax + ay * ay), ax + ay))
+    return ((1 - d) / (2 * edge)).clamp(0, 1)  # d / 2 is the released code's distance to the centre
 
 
-def textures(frames, center, size, kind, edge, res):
-    """Premultiplied RGBA textures (K, C + 1, res, res) of the source boxes.
-
-    frames (K, C, H, W) float: the frame each patch is cut from; center, size (K, 2) pixels, the box
-    lies inside the frame. The texture spans the box: texel (i, j) sits at u = ((2j+1)/res - 1, ...).
-    """
-    H, W = frames.shape[-2:]
-    frame_wh = torch.tensor([W, H], dtype=frames.dtype, device=frames.device)
-    eye = torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]], dtype=frames.dtype, device=frames.device)
-    u = F.affine_grid(eye, (1, 1, res, res), align_corners=False)  # (1, res, res, 2) texel centres
-    grid = u * (size / frame_wh)[:, None, None] + (2 * center / frame_wh - 1)[:, None, None]
-    rgb = F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    alpha = mask_alpha(u, kind, edge).unsqueeze(1)
-    return torch.cat([rgb * alpha, alpha], 1)
+def mask_image(center, size, kind, edge, height, width):
+    """Alpha (*S, height, width) at the pixel centres of a frame for boxes center, size (*S, 2)."""
+    x = torch.arange(width, device=center.device) + 0.5
+    y = torch.arange(height, device=center.device) + 0.5
+    ux = (x - center[..., :1]) / (size[..., :1] / 2)  # (*S, width)
+    uy = (y - center[..., 1:]) / (size[..., 1:] / 2)  # (*S, height)
+    return mask_alpha(ux.unsqueeze(-2), uy.unsqueeze(-1), kind[..., None, None], edge[..., None, None])

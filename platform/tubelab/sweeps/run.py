@@ -1,0 +1,172 @@
+"""`tubelab sweep ablation=NAME`: expand the grid, validate every trial, run them with Ray Tune, tabulate.
+
+Order matters: every trial config is composed and validated, and every dataset's shards checked,
+before Ray starts or an MLflow run is created, so a typo costs seconds, not a cluster allocation.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+import ray.tune
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from tubelab import config, resources
+from tubelab.config import ConfigError, to_container
+from tubelab.data import shards, storage
+from tubelab.data.pipeline import check_clip_fits, shard_url
+from tubelab.data.prepare import ensure_shards
+from tubelab.models import MODELS
+from tubelab.reporting import plots, tables
+from tubelab.sweeps.grid import GridPoint, expand
+from tubelab.sweeps.trial import run_trial
+from tubelab.tracking import mlflow_runs
+from tubelab.tubelets import validate_tubelet_config
+
+ABLATION_KEYS = {"description", "reproduces", "grid", "overrides", "downstream", "repeats"}
+
+
+@dataclass
+class SweepPlan:
+    name: str
+    ablation: str
+    base: DictConfig
+    points: list[GridPoint]
+    trials: list[dict]         # per trial: resolved configs and identifiers, plain data
+    scores: list[str]          # table columns, "<setting>/<metric>"
+
+
+def finetune_config(trial_cfg: DictConfig, setting_id: str) -> dict:
+    """A downstream setting's run config: the setting, with the trial's model, storage, tracking, resources."""
+    setting = to_container(config.load("finetune", [f"setting={setting_id}"]))["setting"]
+    trial = to_container(trial_cfg)
+    shared = {k: trial[k] for k in ("model", "storage", "tracking", "resources", "seed", "home")}
+    return {"setting": setting, **shared, "name": None}
+
+
+def validate_run(cfg: DictConfig) -> None:
+    """Value checks that Hydra's key checks cannot do; each error names the key and the fix."""
+    if cfg.model.name not in MODELS:
+        raise ConfigError(f"model.name={cfg.model.name!r} is not valid; choose one of: {', '.join(sorted(MODELS))}")
+    clip = cfg.pretrain.clip
+    try:
+        validate_tubelet_config(cfg.tubelet, clip_shape=(3, clip.frames, clip.crop, clip.crop))
+        resources.plan(cfg.resources, None if cfg.resources.address is None else math.inf)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def plan_sweep(overrides: list[str]) -> SweepPlan:
+    base = config.load("sweep", overrides)
+    ablation_name = base.choices.ablation
+    ab = base.ablation
+    unknown = set(ab.keys()) - ABLATION_KEYS
+    if unknown:
+        raise ConfigError(f"ablations/{ablation_name}.yaml has unknown keys {sorted(unknown)}; "
+                          f"valid keys: {', '.join(sorted(ABLATION_KEYS))}")
+    valid_settings = config.choices("setting")
+    for sid in ab.downstream:
+        if sid not in valid_settings:
+            raise ConfigError(f"ablations/{ablation_name}.yaml: downstream setting {sid!r} does not exist; "
+                              f"choose from: {', '.join(valid_settings)}")
+    points = expand(OmegaConf.to_container(ab.grid), ab.repeats, base.seed)
+    name = base.name or f"{ablation_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    trials = []
+    for p in points:
+        try:
+            cfg = config.load("sweep", [*overrides, *ab.overrides, *p.overrides])
+        except ConfigError as e:
+            raise ConfigError(f"ablations/{ablation_name}.yaml, grid point {p.label}: {e}") from None
+        validate_run(cfg)
+        trials.append({"cfg": to_container(cfg), "label": p.label, "slug": p.slug, "point": p.point,
+                       "sweep": name, "ablation": ablation_name,
+                       "settings": [finetune_config(cfg, sid) for sid in ab.downstream]})
+    scores = []
+    for sid in ab.downstream:
+        metric = config.load("finetune", [f"setting={sid}"]).setting.metric
+        scores.append(f"{sid}/{metric}")
+    return SweepPlan(name, ablation_name, base, points, trials, scores)
+
+
+def check_clips(plan: SweepPlan) -> None:
+    """Every trial's clips must fit the shards it reads (frames, crop), checked before Ray starts."""
+    for t in plan.trials:
+        cfg = OmegaConf.create(t["cfg"])
+        uses = [(cfg.dataset.name, cfg.pretrain.split, cfg.pretrain.clip)]
+        for s in t["settings"]:
+            setting = OmegaConf.create(s["setting"])
+            uses += [(setting.dataset, split, setting.clip) for split in (setting.train_split, setting.eval_split)]
+        for dataset, split, clip in uses:
+            try:
+                manifest = shards.read_manifest(shard_url(cfg, dataset), cfg.storage.get("endpoint_url"))
+                shards.shard_paths(manifest, shard_url(cfg, dataset), split)
+                check_clip_fits(manifest, clip, split)
+            except ValueError as e:
+                raise ConfigError(f"grid point {t['label']}, dataset {dataset}: {e}") from None
+
+
+def run_sweep(overrides: list[str]) -> list[dict]:
+    plan = plan_sweep(overrides)
+    base = plan.base
+    for name in sorted({base.dataset.name, *(s["setting"]["dataset"] for s in plan.trials[0]["settings"])}):
+        ensure_shards(base, name)
+    check_clips(plan)
+    res_plan = resources.init_ray(base.resources)
+    print(f"sweep {plan.name}: {len(plan.trials)} trials ({plan.ablation}); {res_plan.describe()}")
+    parent = mlflow_runs.start_run(base, plan.name, tags={
+        "tubelab.sweep": plan.name, "tubelab.ablation": plan.ablation, "tubelab.kind": "sweep",
+        "tubelab.reproduces": str(base.ablation.reproduces), "tubelab.trials": str(len(plan.trials))})
+    mlflow_runs.log_params(base, parent, {"ablation": to_container(base.ablation), "overrides": " ".join(overrides)})
+    mlflow_runs.log_text(base, parent, yaml.safe_dump(to_container(base), sort_keys=False), "config.yaml")
+    for t in plan.trials:
+        t["parent_run_id"] = parent
+    try:
+        rows = _tune(plan, res_plan)
+    except BaseException:
+        mlflow_runs.end_run(base, parent, "FAILED")
+        raise
+    axes = list(plan.points[0].point) if plan.points else []
+    table = tables.aggregate(rows, axes, plan.scores)
+    markdown = tables.to_markdown(table, axes, plan.scores)
+    print(f"\n{plan.name} ({base.ablation.description})\n\n{markdown}")
+    mlflow_runs.log_text(base, parent, markdown, "results.md")
+    mlflow_runs.log_text(base, parent, tables.to_csv(table, axes, plan.scores), "results.csv")
+    with tempfile.TemporaryDirectory() as d:
+        png = plots.bar_chart(table, axes, plan.scores, Path(d) / "results.png", title=plan.name)
+        mlflow_runs.log_artifact(base, parent, png)
+    failed = [r for r in rows if r.get("error")]
+    mlflow_runs.end_run(base, parent, "FAILED" if failed else "FINISHED")
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(rows)} trials failed: " + "; ".join(r["error"] for r in failed))
+    return table
+
+
+def _tune(plan: SweepPlan, res_plan: resources.Plan) -> list[dict]:
+    base = plan.base
+    trainable = ray.tune.with_resources(ray.tune.with_parameters(run_trial, trials=plan.trials),
+                                        {"cpu": base.resources.trial_driver_cpus})
+    tuner = ray.tune.Tuner(
+        trainable,
+        param_space={"index": ray.tune.grid_search(list(range(len(plan.trials))))},
+        tune_config=ray.tune.TuneConfig(max_concurrent_trials=res_plan.max_concurrent_trials,
+                                        trial_dirname_creator=lambda t: f"trial-{t.config['index']:03d}"),
+        run_config=ray.tune.RunConfig(name=plan.name, storage_path=storage.join(storage.resolve(base.storage.url), "tune"),
+                                      failure_config=ray.tune.FailureConfig(max_failures=0)),
+    )
+    results = tuner.fit()
+    rows = []
+    for result in results:
+        trial = plan.trials[result.config["index"]]
+        row = dict(trial["point"])
+        if result.error is not None:
+            row["error"] = f"{trial['label']}: {type(result.error).__name__}: {str(result.error)[-500:]}"
+        for s in plan.scores:
+            row[s] = result.metrics.get(s, float("nan")) if result.metrics else float("nan")
+        rows.append(row)
+    return rows
