@@ -127,7 +127,7 @@ def cmd_bench(overrides):
 
 
 def cmd_tubelets(overrides):
-    from tubelab.tubelets.preview_job import preview
+    from tubelab.training.preview import preview
 
     for path in preview(overrides):
         print(path)

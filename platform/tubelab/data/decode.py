@@ -48,18 +48,20 @@ def decode_frames(data: bytes, indices: np.ndarray) -> np.ndarray:
 
 
 class ClipDecoder:
-    """Ray Data callable class: rows with mp4 bytes -> `clips_per_video` clips of T x crop x crop x 3.
+    """Ray Data callable class: rows with mp4 bytes -> rows of uint8 clips (clips_per_row, T, crop, crop, 3).
 
-    mode "train": random start, stride drawn from `strides`, random crop and horizontal flip per clip.
+    Each video yields `rows_per_video` output rows (the reference's "N random clips per video" epochs),
+    each holding `clips_per_row` independently sampled clips (2 for the video-contrast pair).
+    mode "train": random start, stride drawn from `strides`, random crop, horizontal flip if `flip`.
     mode "eval": the centred clip at the first stride, centre crop, no flip.
     """
 
-    def __init__(self, frames: int, strides: list[int], crop: int, clips_per_video: int = 1,
-                 mode: str = "train", seed: int = 0):
+    def __init__(self, frames: int, strides: list[int], crop: int, clips_per_row: int = 1,
+                 rows_per_video: int = 1, flip: bool = False, mode: str = "train", seed: int = 0):
         if mode not in ("train", "eval"):
             raise ValueError(f"ClipDecoder mode must be 'train' or 'eval', got {mode!r}")
-        self.frames, self.strides, self.crop = frames, list(strides), crop
-        self.clips_per_video, self.mode = clips_per_video, mode
+        self.frames, self.strides, self.crop, self.flip = frames, list(strides), crop, flip
+        self.clips_per_row, self.rows_per_video, self.mode = clips_per_row, rows_per_video, mode
         # Each actor gets its own stream; the seed is recorded in the run's params.
         self.rng = np.random.default_rng([seed, id(self)]) if mode == "train" else None
 
@@ -69,17 +71,19 @@ class ClipDecoder:
         frames = decode_frames(data, sample_indices(num_frames, self.frames, stride, rng))
         y, x = crop_box(frames.shape[1], frames.shape[2], self.crop, rng)
         frames = frames[:, y:y + self.crop, x:x + self.crop]
-        if rng is not None and rng.random() < 0.5:
+        if self.flip and rng is not None and rng.random() < 0.5:
             frames = frames[:, :, ::-1]
         return frames
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        k = self.rows_per_video
         clips = np.stack([
-            np.stack([self.clip(data, int(n), int(h), int(w)) for _ in range(self.clips_per_video)])
+            np.stack([self.clip(data, int(n), int(h), int(w)) for _ in range(self.clips_per_row)])
             for data, n, h, w in zip(batch["video"], batch["num_frames"], batch["height"], batch["width"])
+            for _ in range(k)
         ])
         return {
-            "clip": clips,  # (B, K, T, H, W, 3) uint8
-            "label": batch["label"].astype(np.int64),
-            "video_key": np.array([video_key(v) for v in batch["video_id"]], dtype=np.int64),
+            "clip": clips,  # (B * rows_per_video, clips_per_row, T, H, W, 3) uint8
+            "label": np.repeat(batch["label"].astype(np.int64), k),
+            "video_key": np.repeat(np.array([video_key(v) for v in batch["video_id"]], dtype=np.int64), k),
         }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -46,16 +47,20 @@ def reencode(source: str | bytes, *, short_side: int, fps: float, gop: int, crf:
         src_step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / fps
         duration = times[-1] + src_step
         n_out = max(1, int(round(duration * fps)))
-        picks = np.searchsorted(times, np.arange(n_out) / fps - 1e-6).clip(0, len(frames) - 1)
+        picks = np.abs(times[None, :] - (np.arange(n_out) / fps)[:, None]).argmin(axis=1)  # nearest source frame
         out = io.BytesIO()
         with av.open(out, mode="w", format="mp4") as dst:
-            vs = dst.add_stream("libx264", rate=int(round(fps)))
+            rate = int(round(fps))
+            vs = dst.add_stream("libx264", rate=rate)
             vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
             vs.options = {"crf": str(crf), "preset": "veryfast", "g": str(gop), "keyint_min": str(gop),
                           "sc_threshold": "0", "bf": "0", "threads": "1"}
-            for i in picks:
+            for j, i in enumerate(picks):
                 image = frames[i].reformat(width=width, height=height, format="yuv420p")
-                image.pts = None
+                # Explicit timestamps: with pts=None every frame gets pts 0, the mp4 claims a bogus fps
+                # and decord returns wrong ("recovered from nearest") frames.
+                image.pts, image.time_base = j, Fraction(1, rate)
+                image.pict_type = av.video.frame.PictureType.NONE  # key frames every `gop`, not the source's
                 for packet in vs.encode(image):
                     dst.mux(packet)
             for packet in vs.encode():

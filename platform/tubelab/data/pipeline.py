@@ -7,6 +7,11 @@ import ray
 from tubelab.data import shards, storage
 from tubelab.data.decode import ClipDecoder
 
+# Decoded clips are ~100x larger than their mp4 bytes. With Ray Data's default 128 MiB target block,
+# a decode actor buffers a whole epoch of a small dataset before emitting anything, and training
+# waits for all of it; small blocks stream clips to the trainer as they are decoded.
+DECODED_BLOCK_BYTES = 8 * 1024 * 1024
+
 
 def shard_url(cfg, dataset_name: str) -> str:
     return storage.join(storage.resolve(cfg.storage.url), "shards", dataset_name)
@@ -24,13 +29,17 @@ def check_clip_fits(manifest: dict, clip, split: str) -> None:
     if clip.crop > enc["short_side"]:
         raise ValueError(f"clip.crop={clip.crop} is larger than the shards' short side {enc['short_side']}; "
                          f"lower clip.crop or re-prepare with a larger encode.short_side")
-    if any(s < 1 for s in clip.strides) or clip.frames < 1:
-        raise ValueError(f"clip.frames and clip.strides must be >= 1, got {clip.frames} and {list(clip.strides)}")
+    if any(s < 1 for s in clip.strides) or clip.frames < 1 or clip.clips_per_video < 1:
+        raise ValueError(f"clip.frames, clip.strides and clip.clips_per_video must be >= 1, got {clip.frames}, "
+                         f"{list(clip.strides)} and {clip.clips_per_video}")
 
 
-def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_per_video: int,
+def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_per_row: int = 1,
                  seed: int) -> tuple[ray.data.Dataset, dict]:
-    """A Ray Dataset of decoded clips for one split, and the shards' manifest."""
+    """A Ray Dataset of decoded clips for one split, and the shards' manifest.
+
+    Train mode yields `clip.clips_per_video` rows per video per epoch; eval mode one centred clip.
+    """
     url = shard_url(cfg, dataset_name)
     endpoint = cfg.storage.get("endpoint_url")
     manifest = shards.read_manifest(url, endpoint)
@@ -39,6 +48,7 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
     fs, _ = storage.filesystem(url, endpoint)
     paths = shards.shard_paths(manifest, url, split)
     res = cfg.resources
+    ray.data.DataContext.get_current().target_max_block_size = DECODED_BLOCK_BYTES
     ds = ray.data.read_parquet(
         paths,
         filesystem=None if storage.is_local(url) else fs,
@@ -52,7 +62,8 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
     ds = ds.map_batches(
         ClipDecoder,
         fn_constructor_kwargs=dict(frames=clip.frames, strides=list(clip.strides), crop=clip.crop,
-                                   clips_per_video=clips_per_video, mode=mode, seed=seed),
+                                   clips_per_row=clips_per_row, flip=clip.flip, mode=mode, seed=seed,
+                                   rows_per_video=clip.clips_per_video if mode == "train" else 1),
         batch_size=8,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=res.decode_actors),

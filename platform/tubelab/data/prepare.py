@@ -36,11 +36,13 @@ def prepare(cfg, progress: bool = True) -> tuple[dict, str]:
     except shards.ManifestError:
         existing = None
     if existing is not None:
-        if existing["dataset"] == ds.name and existing["encode"] == encode:
+        wanted = (shards.FORMAT, ds.name, encode)
+        found = (existing.get("format"), existing["dataset"], existing["encode"])
+        if found == wanted:
             return existing, out
         raise ValueError(
-            f"{out} already holds shards of {existing['dataset']!r} with encode settings {existing['encode']}, "
-            f"not {ds.name!r} with {encode}; choose another `out=` or delete that folder to rebuild"
+            f"{out} already holds shards (format, dataset, encode) {found}, not {wanted}; "
+            f"choose another `out=` or delete that folder to rebuild"
         )
     if ds.format not in INDEXERS:
         raise ValueError(f"dataset.format={ds.format!r} has no indexer; available: {', '.join(INDEXERS)}")

@@ -22,6 +22,7 @@ from tubelab.data.encode import reencode
 from tubelab.data.ucf101 import DatasetIndex, VideoRecord
 
 MANIFEST = "manifest.json"
+FORMAT = "tubelab-shards/2"  # bump when the shard encoding changes: older shards are then rejected
 SCHEMA = pa.schema([
     ("video_id", pa.string()),
     ("label", pa.int32()),
@@ -101,7 +102,7 @@ def write_shards(index: DatasetIndex, url: str, *, dataset: str, encode: dict, s
                          "min_frames": min_frames[split]}
     bar.close()
     manifest = {
-        "format": "tubelab-shards/1",
+        "format": FORMAT,
         "dataset": dataset,
         "classes": index.classes,
         "splits": splits,

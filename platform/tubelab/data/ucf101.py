@@ -30,7 +30,7 @@ class DatasetIndex:
 
 
 def index_ucf101(root: str | Path, split: int = 1) -> DatasetIndex:
-    root = Path(root)
+    root = Path(root).expanduser().resolve()  # records carry absolute paths (Ray workers have another cwd)
     if split not in (1, 2, 3):
         raise ValueError(f"UCF101 split must be 1, 2 or 3, got {split!r}")
     class_ind = root / "classInd.txt"

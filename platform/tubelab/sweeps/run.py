@@ -42,9 +42,15 @@ class SweepPlan:
     scores: list[str]          # table columns, "<setting>/<metric>"
 
 
-def finetune_config(trial_cfg: DictConfig, setting_id: str) -> dict:
+def split_overrides(overrides) -> tuple[list[str], list[str]]:
+    """`setting.KEY=V` overrides go to every downstream setting; the rest to the sweep config."""
+    setting = [o for o in overrides if o.startswith("setting.")]
+    return [o for o in overrides if not o.startswith("setting.")], setting
+
+
+def finetune_config(trial_cfg: DictConfig, setting_id: str, setting_overrides: list[str] = ()) -> dict:
     """A downstream setting's run config: the setting, with the trial's model, storage, tracking, resources."""
-    setting = to_container(config.load("finetune", [f"setting={setting_id}"]))["setting"]
+    setting = to_container(config.load("finetune", [f"setting={setting_id}", *setting_overrides]))["setting"]
     trial = to_container(trial_cfg)
     shared = {k: trial[k] for k in ("model", "storage", "tracking", "resources", "seed", "home")}
     return {"setting": setting, **shared, "name": None}
@@ -63,7 +69,7 @@ def validate_run(cfg: DictConfig) -> None:
 
 
 def plan_sweep(overrides: list[str]) -> SweepPlan:
-    base = config.load("sweep", overrides)
+    base = config.load("sweep", split_overrides(overrides)[0])
     ablation_name = base.choices.ablation
     ab = base.ablation
     unknown = set(ab.keys()) - ABLATION_KEYS
@@ -79,18 +85,16 @@ def plan_sweep(overrides: list[str]) -> SweepPlan:
     name = base.name or f"{ablation_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     trials = []
     for p in points:
+        sweep_overrides, setting_overrides = split_overrides([*overrides, *ab.overrides, *p.overrides])
         try:
-            cfg = config.load("sweep", [*overrides, *ab.overrides, *p.overrides])
+            cfg = config.load("sweep", sweep_overrides)
+            settings = [finetune_config(cfg, sid, setting_overrides) for sid in ab.downstream]
         except ConfigError as e:
             raise ConfigError(f"ablations/{ablation_name}.yaml, grid point {p.label}: {e}") from None
         validate_run(cfg)
         trials.append({"cfg": to_container(cfg), "label": p.label, "slug": p.slug, "point": p.point,
-                       "sweep": name, "ablation": ablation_name,
-                       "settings": [finetune_config(cfg, sid) for sid in ab.downstream]})
-    scores = []
-    for sid in ab.downstream:
-        metric = config.load("finetune", [f"setting={sid}"]).setting.metric
-        scores.append(f"{sid}/{metric}")
+                       "sweep": name, "ablation": ablation_name, "settings": settings})
+    scores = [f"{s['setting']['id']}/{s['setting']['metric']}" for s in trials[0]["settings"]]
     return SweepPlan(name, ablation_name, base, points, trials, scores)
 
 

@@ -89,10 +89,8 @@ def finetune_loop(config: dict) -> None:
 def run_finetune(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
     """Fine-tune `cfg.checkpoint` (or a random init) on `cfg.setting`; the result's metrics hold the score."""
     s = cfg.setting
-    train, manifest = clip_dataset(cfg, s.dataset, s.train_split, s.clip, mode="train", clips_per_video=1,
-                                   seed=cfg.seed)
-    evaluation, _ = clip_dataset(cfg, s.dataset, s.eval_split, s.clip, mode="eval", clips_per_video=1,
-                                 seed=cfg.seed)
+    train, manifest = clip_dataset(cfg, s.dataset, s.train_split, s.clip, mode="train", seed=cfg.seed)
+    evaluation, _ = clip_dataset(cfg, s.dataset, s.eval_split, s.clip, mode="eval", seed=cfg.seed)
     needed = s.batch_size * cfg.resources.train_workers
     if manifest["splits"][s.train_split]["videos"] < needed:
         raise ValueError(f"setting {s.id}: the {s.train_split} split cannot fill one step of {needed} clips; "

@@ -1,8 +1,8 @@
 """Tubelet-contrast pretraining on Ray Train: decoded clips -> tubelets on the device -> MoCo-v2.
 
-Pairs: in tubelet mode the key clip of row i is the clip of row i-1 of the same (shuffled) batch, so
-query and key always come from two different videos and each decoded clip serves one pair as query
-and the next as key (half the decode cost of drawing a second video per pair). In video-contrast
+Pairs: in tubelet mode the key clip of row i is the clip of the next row of the same (shuffled) batch
+that holds another video, so query and key always come from two different videos and each decoded
+clip serves one pair as query and another as key (half the decode cost of a second video per pair). In video-contrast
 mode the decoder emits two clips per video and those form the pair.
 """
 
@@ -17,18 +17,35 @@ from tubelab.data.pipeline import clip_dataset
 from tubelab.models import build_model
 from tubelab.objectives.moco import MoCo
 from tubelab.training import common
+from tubelab.training.preview import log_preview
 from tubelab.tubelets import apply_tubelets
 
 PRETRAIN_NUM_CLASSES = 1  # the classifier is dropped for pretraining; the backbone is what is saved
 
 
+def other_video_index(keys: torch.Tensor) -> torch.Tensor:
+    """For each row, the nearest following row (cyclically) that holds a different video.
+
+    Rows repeat a video when clip.clips_per_video > 1, so a plain roll could pair a video with itself.
+    """
+    n = keys.shape[0]
+    idx = torch.full_like(keys, -1)
+    for shift in range(1, n):
+        cand = torch.roll(torch.arange(n, device=keys.device), -shift)
+        ok = (idx < 0) & (keys[cand] != keys)
+        idx[ok] = cand[ok]
+        if bool((idx >= 0).all()):
+            return idx
+    raise RuntimeError("every clip of this batch comes from one video: tubelet pairs need two different videos; "
+                       "raise pretrain.batch_size or lower pretrain.clip.clips_per_video")
+
+
 def make_pair(clips: torch.Tensor, keys: torch.Tensor, tubelet_cfg, generator: torch.Generator):
-    """(B, K, 3, T, H, W) uint8 clips of B distinct videos -> (query, key) uint8 clips and tubelet params."""
+    """(B, K, 3, T, H, W) uint8 clips -> (query, key) uint8 clips and the tubelet parameters."""
     if tubelet_cfg.mode == "video_contrast":
         return clips[:, 0], clips[:, 1], {}
-    a, b = clips[:, 0], clips[:, 0].roll(1, dims=0)
-    if bool((keys == keys.roll(1)).any()):
-        raise RuntimeError("a tubelet pair would use the same video twice: the batch holds duplicate videos")
+    a = clips[:, 0]
+    b = a[other_video_index(keys)]
     out = apply_tubelets(a, b, tubelet_cfg, generator=generator)
     return out.a, out.b, out.params
 
@@ -61,6 +78,8 @@ def pretrain_loop(config: dict) -> None:
             clips = common.to_model_input(batch["clip"].flatten(0, 1), device)
             clips = clips.unflatten(0, batch["clip"].shape[:2])
             query, key, _ = make_pair(clips, batch["video_key"].to(device), cfg.tubelet, generator)
+            if logger.enabled and epoch == start and steps == 0:
+                log_preview(cfg, config["run_id"], query, key)
             loss, stats = model(common.normalize(query), common.normalize(key))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -94,10 +113,11 @@ def check_pretrain_config(cfg, manifest: dict) -> None:
         raise ValueError(f"{videos} {p.split} videos cannot fill one step of {per_step} clips "
                          f"({cfg.resources.train_workers} workers x pretrain.batch_size {p.batch_size}); "
                          f"lower pretrain.batch_size or resources.train_workers")
-    if p.moco.queue > videos * p.epochs:
-        raise ValueError(f"pretrain.moco.queue={p.moco.queue} is larger than the {videos * p.epochs} keys the run "
-                         f"will ever produce ({videos} videos x {p.epochs} epochs): the queue would hold random "
-                         f"vectors; lower it")
+    keys_per_epoch = videos * p.clip.clips_per_video
+    if p.moco.queue > keys_per_epoch:
+        raise ValueError(f"pretrain.moco.queue={p.moco.queue} is larger than the {keys_per_epoch} keys of one epoch "
+                         f"({videos} videos x {p.clip.clips_per_video} clips): most of the first epoch would contrast "
+                         f"against random vectors; lower pretrain.moco.queue")
     if p.stop_epoch is not None and not 0 < p.stop_epoch <= p.epochs:
         raise ValueError(f"pretrain.stop_epoch={p.stop_epoch} must be in 1..pretrain.epochs ({p.epochs})")
 
@@ -105,9 +125,9 @@ def check_pretrain_config(cfg, manifest: dict) -> None:
 def run_pretrain(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
     """Fit one pretraining run; rerunning with the same name resumes from its last checkpoint."""
     p = cfg.pretrain
-    clips_per_video = 2 if cfg.tubelet.mode == "video_contrast" else 1
-    ds, manifest = clip_dataset(cfg, cfg.dataset.name, p.split, p.clip, mode="train",
-                                clips_per_video=clips_per_video, seed=cfg.seed)
+    clips_per_row = 2 if cfg.tubelet.mode == "video_contrast" else 1
+    ds, manifest = clip_dataset(cfg, cfg.dataset.name, p.split, p.clip, mode="train", clips_per_row=clips_per_row,
+                                seed=cfg.seed)
     check_pretrain_config(cfg, manifest)
     trainer = TorchTrainer(
         pretrain_loop,

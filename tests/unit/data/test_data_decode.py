@@ -1,0 +1,166 @@
+"""Clip sampling and ClipDecoder on batches read from a real shard (the numpy dict Ray Data passes)."""
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from tubelab.data.decode import ClipDecoder, crop_box, decode_frames, sample_indices, video_key
+from tubelab.data.shards import shard_paths, write_shards
+from tubelab.data.synthetic import generate
+from tubelab.data.ucf101 import index_ucf101
+
+FRAMES, H, W = 24, 48, 64
+COLUMNS = ["video_id", "label", "num_frames", "width", "height", "video"]  # what data.pipeline reads
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    root = generate(tmp_path_factory.mktemp("src"), train_per_class=1, test_per_class=1, num_frames=FRAMES,
+                    width=W, height=H, classes=["MoveRight", "Spin"], progress=False)
+    url = str(tmp_path_factory.mktemp("shards"))
+    manifest = write_shards(index_ucf101(root), url, dataset="tiny", shard_max_videos=8, progress=False,
+                            encode={"short_side": H, "fps": 16, "gop": 4, "crf": 23})
+    table = pq.read_table(shard_paths(manifest, url, "train")[0], columns=COLUMNS)
+    out = {name: table[name].to_numpy(zero_copy_only=False) for name in COLUMNS}  # batch_format="numpy"
+    assert out["video"].dtype == object and len(out["video"]) == 2
+    return out
+
+
+def full(batch, i):
+    return decode_frames(batch["video"][i], np.arange(int(batch["num_frames"][i])))
+
+
+# --- sample_indices ---------------------------------------------------------------------------------------------
+
+def test_sample_indices_centred_without_rng():
+    assert sample_indices(24, 4, 2, None).tolist() == [8, 10, 12, 14]  # span 7, room 17, start 8
+    assert sample_indices(16, 8, 1, None).tolist() == list(range(4, 12))
+    assert sample_indices(7, 4, 2, None).tolist() == [0, 2, 4, 6]  # exact fit
+
+
+def test_sample_indices_random_start():
+    rng = np.random.default_rng(0)
+    starts = set()
+    for _ in range(400):
+        idx = sample_indices(24, 4, 3, rng)  # span 10: start in 0..14
+        assert len(idx) == 4 and np.all(np.diff(idx) == 3)
+        assert 0 <= idx[0] and idx[-1] <= 23
+        starts.add(int(idx[0]))
+    assert starts == set(range(15))  # every start is reachable, no other
+
+
+def test_sample_indices_short_video_repeats_last_frame():
+    assert sample_indices(5, 4, 2, None).tolist() == [0, 2, 4, 4]
+    assert sample_indices(3, 6, 1, None).tolist() == [0, 1, 2, 2, 2, 2]
+    rng = np.random.default_rng(1)
+    assert all(sample_indices(5, 4, 2, rng).tolist() == [0, 2, 4, 4] for _ in range(20))
+    assert sample_indices(1, 3, 4, rng).tolist() == [0, 0, 0]
+
+
+# --- crop_box ---------------------------------------------------------------------------------------------------
+
+def test_crop_box_centre_and_random():
+    assert crop_box(48, 64, 32, None) == (8, 16)
+    assert crop_box(48, 64, 48, None) == (0, 8)
+    rng = np.random.default_rng(0)
+    boxes = {crop_box(48, 64, 40, rng) for _ in range(2000)}
+    assert {y for y, _ in boxes} == set(range(9)) and {x for _, x in boxes} == set(range(25))
+    assert all(isinstance(v, int) for box in boxes for v in box)
+
+
+def test_crop_larger_than_frame_raises():
+    with pytest.raises(ValueError, match=r"crop 56 is larger than the 64x48 shard frames; lower clip.crop or "
+                                         r"re-encode with a larger short side"):
+        crop_box(48, 64, 56, None)
+
+
+# --- ClipDecoder ------------------------------------------------------------------------------------------------
+
+def test_output_shapes_labels_and_keys(batch):
+    decoder = ClipDecoder(frames=4, strides=[1, 2], crop=32, clips_per_row=2, rows_per_video=3, mode="train")
+    out = decoder(batch)
+    assert set(out) == {"clip", "label", "video_key"}
+    assert out["clip"].shape == (6, 2, 4, 32, 32, 3) and out["clip"].dtype == np.uint8
+    assert out["label"].dtype == np.int64 and out["label"].tolist() == np.repeat(batch["label"], 3).tolist()
+    keys = [video_key(v) for v in batch["video_id"]]
+    assert out["video_key"].dtype == np.int64 and out["video_key"].tolist() == np.repeat(keys, 3).tolist()
+    assert out["clip"].std() > 10  # real pixels, not a blank buffer
+
+
+def test_video_key_stable_and_distinct(batch):
+    a = ClipDecoder(frames=2, strides=[1], crop=32, mode="eval")(batch)["video_key"]
+    b = ClipDecoder(frames=2, strides=[1], crop=32, mode="train", seed=7)(batch)["video_key"]
+    assert a.tolist() == b.tolist() and len(set(a.tolist())) == 2
+    assert video_key("MoveRight/v_MoveRight_g02_c01.mp4") == video_key("MoveRight/v_MoveRight_g02_c01.mp4")
+    assert 0 <= video_key("x") < 2 ** 60 and video_key("x") != video_key("y")
+
+
+def test_eval_is_the_centred_clip_and_deterministic(batch):
+    decoder = ClipDecoder(frames=4, strides=[3, 1], crop=32, clips_per_row=2, flip=True, mode="eval")
+    out = decoder(batch)["clip"]
+    assert np.array_equal(out, decoder(batch)["clip"])
+    assert np.array_equal(out, ClipDecoder(frames=4, strides=[3, 1], crop=32, clips_per_row=2, mode="eval")(batch)["clip"])
+    for i in range(2):
+        idx = sample_indices(FRAMES, 4, 3, None)  # the first stride, centred: frames 7, 10, 13, 16
+        assert idx.tolist() == [7, 10, 13, 16]
+        expected = full(batch, i)[idx][:, 8:40, 16:48]  # centre crop, never flipped in eval
+        assert np.array_equal(out[i, 0], expected) and np.array_equal(out[i, 1], expected)
+
+
+def replay(batch, rng, frames, strides, crop, flip):
+    """What ClipDecoder should produce for one clip of every video, drawing from `rng` in the same order."""
+    clips, flipped = [], []
+    for i in range(len(batch["video"])):
+        video = full(batch, i)
+        stride = int(rng.choice(strides))
+        idx = sample_indices(int(batch["num_frames"][i]), frames, stride, rng)
+        y, x = crop_box(video.shape[1], video.shape[2], crop, rng)
+        clip = video[idx][:, y:y + crop, x:x + crop]
+        f = flip and rng.random() < 0.5
+        clips.append(clip[:, :, ::-1] if f else clip)
+        flipped.append(f)
+    return clips, flipped
+
+
+def test_train_without_flip_never_flips(batch):
+    decoder = ClipDecoder(frames=4, strides=[1, 2], crop=32, flip=False, mode="train")
+    for seed in range(8):
+        decoder.rng, ref = np.random.default_rng(seed), np.random.default_rng(seed)
+        out = decoder(batch)["clip"][:, 0]
+        expected, _ = replay(batch, ref, 4, [1, 2], 32, flip=False)
+        for got, want in zip(out, expected):
+            assert np.array_equal(got, want)
+            assert not np.array_equal(got, want[:, :, ::-1])  # the content is not mirror-symmetric
+
+
+def test_train_with_flip_flips_about_half(batch):
+    decoder = ClipDecoder(frames=4, strides=[1, 2], crop=32, flip=True, mode="train")
+    flips = []
+    for seed in range(10):
+        decoder.rng, ref = np.random.default_rng(seed), np.random.default_rng(seed)
+        out = decoder(batch)["clip"][:, 0]
+        expected, flipped = replay(batch, ref, 4, [1, 2], 32, flip=True)
+        assert all(np.array_equal(got, want) for got, want in zip(out, expected))
+        flips += flipped
+    assert 0 < sum(flips) < len(flips)
+
+
+def test_train_draws_differ(batch):
+    decoder = ClipDecoder(frames=4, strides=[1, 2], crop=24, clips_per_row=2, rows_per_video=4, mode="train")
+    clips = decoder(batch)["clip"]
+    rows = clips[:4].reshape(8, -1)  # the 4 rows x 2 clips of the first video
+    assert len({r.tobytes() for r in rows}) > 1
+    assert not np.array_equal(clips, decoder(batch)["clip"])  # the stream moves on between batches
+
+
+def test_clip_longer_than_video_repeats_last_frame(batch):
+    out = ClipDecoder(frames=8, strides=[4], crop=48, mode="eval")(batch)["clip"]  # span 29 > 24 frames
+    video = full(batch, 0)
+    assert np.array_equal(out[0, 0], video[[0, 4, 8, 12, 16, 20, 23, 23]][:, :, 8:56])
+
+
+def test_invalid_mode_and_crop(batch):
+    with pytest.raises(ValueError, match="mode must be 'train' or 'eval', got 'test'"):
+        ClipDecoder(frames=4, strides=[1], crop=32, mode="test")
+    with pytest.raises(ValueError, match="lower clip.crop"):
+        ClipDecoder(frames=4, strides=[1], crop=64, mode="eval")(batch)  # frames are 64x48
