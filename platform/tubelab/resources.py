@@ -58,11 +58,12 @@ def plan(res, cluster_cpus: float | None = None) -> Plan:
 
 
 def init_ray(res) -> Plan:
-    """Connect to `resources.address` or start the embedded Ray sized by the plan."""
+    """Connect to `resources.address` (or the cluster of a `ray job submit`), else start the embedded Ray."""
     if ray.is_initialized():
         return plan(res, ray.cluster_resources().get("CPU", 0))
-    if res.address:
-        ray.init(address=res.address, log_to_driver=True)
+    address = res.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
         return plan(res, ray.cluster_resources().get("CPU", 0))
     p = plan(res)
     ray.init(num_cpus=p.logical_cpus, include_dashboard=False, log_to_driver=True)

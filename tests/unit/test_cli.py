@@ -1,0 +1,41 @@
+"""The CLI surface: every subcommand is listed, and bad overrides fail before Ray starts."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tubelab.cli import COMMANDS
+
+TUBELAB = str(Path(sys.executable).parent / "tubelab")
+
+
+def run(*args, home):
+    env = {**os.environ, "TUBELAB_HOME": str(home)}
+    return subprocess.run([TUBELAB, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_help_lists_every_subcommand(tmp_path):
+    proc = run("--help", home=tmp_path)
+    assert proc.returncode == 0
+    for name in ("prepare", "pretrain", "finetune", "sweep", "report", "ui", "bench", "tubelets"):
+        assert name in COMMANDS and f"    {name}" in proc.stdout
+
+
+@pytest.mark.parametrize("override,message", [
+    ("ablation=nope", "unknown ablation 'nope'; choose one of: "),
+    ("pretrain.epochz=2", "unknown config key 'pretrain.epochz'; valid keys under 'pretrain': "),
+    ("tubelet.motion=zigzag", "tubelet.motion='zigzag' is not valid; choose one of: none, linear, nonlinear"),
+    ("model.name=resnet", "model.name='resnet' is not valid; choose one of: r2plus1d_18, r2plus1d_tiny"),
+])
+def test_bad_override_fails_before_ray_starts(tmp_path, override, message):
+    start = time.monotonic()
+    proc = run("sweep", override, home=tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Started a local Ray instance" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "mlflow.db").exists()  # no MLflow run was created either
+    assert time.monotonic() - start < 60
