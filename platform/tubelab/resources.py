@@ -36,13 +36,20 @@ def cpus_per_trial(res) -> float:
             + res.decode_actors * res.cpus_per_decode_actor + LISTING_CPUS + res.read_task_cpus)
 
 
-def plan(res, cluster_cpus: float | None = None) -> Plan:
+def check(res) -> None:
+    """Values that can never work, whatever the cluster."""
     for key in ("train_workers", "decode_actors"):
         if res[key] < 1:
             raise ValueError(f"resources.{key} must be >= 1, got {res[key]}")
-    for key in ("cpus_per_train_worker", "cpus_per_decode_actor", "read_task_cpus", "trial_driver_cpus"):
+    for key in ("cpus_per_train_worker", "cpus_per_decode_actor", "read_task_cpus", "trial_driver_cpus",
+                "gpus_per_train_worker"):
         if res[key] < 0:
             raise ValueError(f"resources.{key} must be >= 0, got {res[key]}")
+
+
+def plan(res, cluster_cpus: float | None = None) -> Plan:
+    """How many logical CPUs to declare (embedded) and how many trials fit at once."""
+    check(res)
     need = cpus_per_trial(res)
     if cluster_cpus is None:  # embedded: declare what the plan needs
         cluster_cpus = res.num_cpus or max(os.cpu_count() or 1, math.ceil(need))

@@ -6,7 +6,6 @@ before Ray starts or an MLflow run is created, so a typo costs seconds, not a cl
 
 from __future__ import annotations
 
-import math
 import tempfile
 import time
 from dataclasses import dataclass
@@ -63,7 +62,10 @@ def validate_run(cfg: DictConfig) -> None:
     clip = cfg.pretrain.clip
     try:
         validate_tubelet_config(cfg.tubelet, clip_shape=(3, clip.frames, clip.crop, clip.crop))
-        resources.plan(cfg.resources, None if cfg.resources.address is None else math.inf)
+        if cfg.resources.address:
+            resources.check(cfg.resources)  # the fit is checked once connected (init_ray)
+        else:
+            resources.plan(cfg.resources)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 

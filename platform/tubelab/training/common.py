@@ -44,8 +44,8 @@ def setup_worker(cfg) -> tuple[torch.device, int, int]:
 
 
 def to_model_input(clip: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (B, T, H, W, 3) -> uint8 (B, 3, T, H, W) on the device (normalisation comes after tubelets)."""
-    return clip.to(device, non_blocking=True).permute(0, 4, 1, 2, 3)
+    """uint8 (..., T, H, W, 3) -> uint8 (..., 3, T, H, W) on the device (normalisation comes after tubelets)."""
+    return clip.to(device, non_blocking=True).movedim(-1, -4)
 
 
 def normalize(clip: torch.Tensor) -> torch.Tensor:
@@ -60,16 +60,18 @@ def cosine_lr(base_lr: float, progress: float) -> float:
     return base_lr * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 
-def restore(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> int:
-    """Load the latest Ray Train checkpoint if there is one (worker restart, driver rerun); returns the next epoch."""
+def restore(model: torch.nn.Module, optimizer: torch.optim.Optimizer, key: str) -> int:
+    """Load the latest Ray Train checkpoint if there is one (worker restart, driver rerun); returns the next epoch.
+
+    `key` names the entry holding `model`'s state dict in the checkpoint.
+    """
     ckpt = ray.train.get_checkpoint()
     if ckpt is None:
         return 0
     with ckpt.as_directory() as d:
         state = torch.load(os.path.join(d, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
-    model.load_state_dict(state["train_state"])
-    if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
+    model.load_state_dict(state[key])
+    optimizer.load_state_dict(state["optimizer"])
     return state["epoch"] + 1
 
 
@@ -87,7 +89,7 @@ class EpochTimer:
     """Clips/s and the data-wait fraction: time blocked on the next batch over total step time."""
 
     def __init__(self):
-        self.wait = self.total = 0.0
+        self.wait = 0.0
         self.clips = 0
         self._t = time.perf_counter()
 
@@ -106,9 +108,8 @@ class EpochTimer:
         self.clips += clips
 
     def summary(self) -> dict[str, float]:
-        self.total = time.perf_counter() - self._t
-        return {"clips_per_s": self.clips / max(self.total, 1e-9),
-                "data_wait_fraction": self.wait / max(self.total, 1e-9)}
+        total = time.perf_counter() - self._t
+        return {"clips_per_s": self.clips / max(total, 1e-9), "data_wait_fraction": self.wait / max(total, 1e-9)}
 
 
 class RankZeroLogger:

@@ -55,7 +55,7 @@ def finetune_loop(config: dict) -> None:
     else:
         optimizer = torch.optim.SGD(model.parameters(), lr=s.optimizer.lr, momentum=0.9,
                                     weight_decay=s.optimizer.weight_decay)
-    start = common.restore(net, optimizer)
+    start = common.restore(net, optimizer, key="model")
     logger = common.RankZeroLogger(cfg, config.get("run_id"), f"finetune/{s.id}", rank)
     shard = ray.train.get_dataset_shard("train")
     for epoch in range(start, s.epochs):
@@ -81,8 +81,8 @@ def finetune_loop(config: dict) -> None:
         if last and rank == 0:
             metrics.update(evaluate(net, ray.train.get_dataset_shard("eval"), s.batch_size, device))
         logger.log(metrics, epoch)
-        state = {"epoch": epoch, "train_state": net.state_dict(), "optimizer": optimizer.state_dict(),
-                 "model": net.state_dict(), "config": config["cfg"]}
+        state = {"epoch": epoch, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                 "config": config["cfg"]}
         common.report({**metrics, "epoch": epoch}, rank, state)
 
 

@@ -61,7 +61,7 @@ def pretrain_loop(config: dict) -> None:
     params = [x for x in moco.parameters() if x.requires_grad]
     optimizer = torch.optim.SGD(params, lr=p.optimizer.lr, momentum=p.optimizer.momentum,
                                 weight_decay=p.optimizer.weight_decay)
-    start = common.restore(moco, optimizer)
+    start = common.restore(moco, optimizer, key="train_state")
     logger = common.RankZeroLogger(cfg, config.get("run_id"), "pretrain", rank)
     generator = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + rank)
     shard = ray.train.get_dataset_shard("train")
@@ -75,8 +75,7 @@ def pretrain_loop(config: dict) -> None:
         batches = shard.iter_torch_batches(batch_size=p.batch_size, drop_last=True,
                                            local_shuffle_buffer_size=4 * p.batch_size)
         for batch in timer.batches(batches):
-            clips = common.to_model_input(batch["clip"].flatten(0, 1), device)
-            clips = clips.unflatten(0, batch["clip"].shape[:2])
+            clips = common.to_model_input(batch["clip"], device)  # (B, K, 3, T, H, W)
             query, key, _ = make_pair(clips, batch["video_key"].to(device), cfg.tubelet, generator)
             if logger.enabled and epoch == start and steps == 0:
                 log_preview(cfg, config["run_id"], query, key)

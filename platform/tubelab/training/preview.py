@@ -33,7 +33,7 @@ def sample_clips(cfg, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     decoder = ClipDecoder(p.clip.frames, list(p.clip.strides), p.clip.crop, clips_per_row=clips_per_row,
                           flip=p.clip.flip, seed=cfg.seed)
     batch = decoder({c: table[c].to_numpy(zero_copy_only=False) for c in table.column_names})
-    clips = torch.from_numpy(batch["clip"]).permute(0, 1, 5, 2, 3, 4)  # -> (n, K, 3, T, H, W)
+    clips = torch.from_numpy(batch["clip"]).movedim(-1, -4)  # -> (n, K, 3, T, H, W)
     return clips, torch.from_numpy(batch["video_key"])
 
 
