@@ -57,7 +57,7 @@ def cmd_pretrain(overrides):
     ensure_shards(cfg, cfg.dataset.name)
     resources.init_ray(cfg.resources)
     name = cfg.name or f"pretrain-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_id = mlflow_runs.start_run(cfg, name, tags={"tubelab.kind": "pretrain"})
+    run_id = mlflow_runs.start_run(cfg, name, kind="pretrain", resume=True)
     mlflow_runs.log_params(cfg, run_id, config.to_container(cfg))
     result = run_pretrain(cfg, name=name, run_id=run_id)
     uri = checkpoint_uri(cfg, result.checkpoint)
@@ -76,7 +76,7 @@ def cmd_finetune(overrides):
     ensure_shards(cfg, cfg.setting.dataset)
     resources.init_ray(cfg.resources)
     name = cfg.name or f"finetune-{cfg.setting.id}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_id = mlflow_runs.start_run(cfg, name, tags={"tubelab.kind": "finetune"})
+    run_id = mlflow_runs.start_run(cfg, name, kind="finetune", resume=True)
     mlflow_runs.log_params(cfg, run_id, config.to_container(cfg))
     result = run_finetune(cfg, name=name, run_id=run_id)
     score = result.metrics[cfg.setting.metric]

@@ -6,9 +6,7 @@ from pathlib import Path
 
 from tubelab.data import shards, storage
 from tubelab.data.pipeline import shard_url
-from tubelab.data.ucf101 import index_ucf101
-
-INDEXERS = {"ucf101": index_ucf101}
+from tubelab.data.indexers import INDEXERS
 
 
 def source_dir(cfg) -> Path:
@@ -46,7 +44,7 @@ def prepare(cfg, progress: bool = True) -> tuple[dict, str]:
         )
     if ds.format not in INDEXERS:
         raise ValueError(f"dataset.format={ds.format!r} has no indexer; available: {', '.join(INDEXERS)}")
-    index = INDEXERS[ds.format](source_dir(cfg), split=ds.split)
+    index = INDEXERS[ds.format](source_dir(cfg), **ds.index)
     for problem in index.problems:
         print(f"prepare {ds.name}: {problem}")
     manifest = shards.write_shards(index, out, dataset=ds.name, encode=encode, shard_max_videos=ds.shard_max_videos,

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from tubelab.data import storage
 from tubelab.data.encode import reencode
-from tubelab.data.ucf101 import DatasetIndex, VideoRecord
+from tubelab.data.records import DatasetIndex, VideoRecord
 
 MANIFEST = "manifest.json"
 FORMAT = "tubelab-shards/2"  # bump when the shard encoding changes: older shards are then rejected

@@ -4,6 +4,8 @@ In tubelet contrast the pair is two clips of DIFFERENT videos carrying the same 
 video-contrast baseline it is two clips of the same video. The objective is the same.
 Under DDP, keys are computed with batch-shuffle BN (gather, permute, scatter) so BN statistics
 cannot reveal which key belongs to which query, and the queue receives the keys of all workers.
+With one worker the same effect comes from shuffling the key batch and computing BN over
+`bn_splits` separate chunks of it (as single-GPU MoCo implementations do with split BN).
 """
 
 from __future__ import annotations
@@ -44,9 +46,9 @@ class Encoder(nn.Module):
 
 class MoCo(nn.Module):
     def __init__(self, backbone: nn.Module, dim: int = 128, queue: int = 16384, momentum: float = 0.999,
-                 temperature: float = 0.2):
+                 temperature: float = 0.2, bn_splits: int = 2):
         super().__init__()
-        self.momentum, self.temperature = momentum, temperature
+        self.momentum, self.temperature, self.bn_splits = momentum, temperature, bn_splits
         self.encoder_q = Encoder(backbone, dim)
         self.encoder_k = copy.deepcopy(self.encoder_q)
         for p in self.encoder_k.parameters():
@@ -70,7 +72,9 @@ class MoCo(nn.Module):
     @torch.no_grad()
     def _keys(self, x: torch.Tensor) -> torch.Tensor:
         if not _distributed():
-            return self.encoder_k(x)
+            perm = torch.randperm(x.shape[0], device=x.device)
+            chunks = x[perm].chunk(min(self.bn_splits, x.shape[0] // 2) or 1)
+            return torch.cat([self.encoder_k(c) for c in chunks])[torch.argsort(perm)]
         # Batch-shuffle BN: compute keys on a random permutation of the global batch.
         x_all = gather(x)
         perm = torch.randperm(x_all.shape[0], device=x.device)

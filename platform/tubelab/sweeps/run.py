@@ -125,8 +125,8 @@ def run_sweep(overrides: list[str]) -> list[dict]:
     check_clips(plan)
     res_plan = resources.init_ray(base.resources)
     print(f"sweep {plan.name}: {len(plan.trials)} trials ({plan.ablation}); {res_plan.describe()}")
-    parent = mlflow_runs.start_run(base, plan.name, tags={
-        "tubelab.sweep": plan.name, "tubelab.ablation": plan.ablation, "tubelab.kind": "sweep",
+    parent = mlflow_runs.start_run(base, plan.name, kind="sweep", tags={
+        "tubelab.sweep": plan.name, "tubelab.ablation": plan.ablation,
         "tubelab.reproduces": str(base.ablation.reproduces), "tubelab.trials": str(len(plan.trials))})
     mlflow_runs.log_params(base, parent, {"ablation": to_container(base.ablation), "overrides": " ".join(overrides)})
     mlflow_runs.log_text(base, parent, yaml.safe_dump(to_container(base), sort_keys=False), "config.yaml")
@@ -137,6 +137,8 @@ def run_sweep(overrides: list[str]) -> list[dict]:
     except BaseException:
         mlflow_runs.end_run(base, parent, "FAILED")
         raise
+    finally:
+        ray.shutdown()  # the workers' last log lines arrive now, not after the table
     axes = list(plan.points[0].point) if plan.points else []
     table = tables.aggregate(rows, axes, plan.scores)
     markdown = tables.to_markdown(table, axes, plan.scores)
@@ -148,6 +150,7 @@ def run_sweep(overrides: list[str]) -> list[dict]:
         mlflow_runs.log_artifact(base, parent, png)
     failed = [r for r in rows if r.get("error")]
     mlflow_runs.end_run(base, parent, "FAILED" if failed else "FINISHED")
+    print(f"MLflow: parent run {parent} in {mlflow_runs.tracking_uri(base)} (`tubelab ui` to browse)")
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(rows)} trials failed: " + "; ".join(r["error"] for r in failed))
     return table

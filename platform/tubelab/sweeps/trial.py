@@ -32,7 +32,7 @@ def checkpoint_uri(cfg, checkpoint) -> str:
 def run_trial(params: dict, trials: list[dict]) -> None:
     trial = trials[params["index"]]
     cfg = OmegaConf.create(trial["cfg"])
-    run_id = mlflow_runs.start_run(cfg, trial["label"], parent_run_id=trial["parent_run_id"],
+    run_id = mlflow_runs.start_run(cfg, trial["label"], kind="trial", parent_run_id=trial["parent_run_id"],
                                    tags={"tubelab.sweep": trial["sweep"], "tubelab.trial": trial["slug"],
                                          "tubelab.ablation": trial["ablation"],
                                          "tubelab.tune_trial_id": ray.tune.get_context().get_trial_id()})

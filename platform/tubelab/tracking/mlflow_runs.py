@@ -73,12 +73,35 @@ def base_tags() -> dict[str, str]:
             "torch_version": torch.__version__, "mlflow_version": mlflow.__version__, "host": _platform.node()}
 
 
-def start_run(cfg, name: str, *, parent_run_id: str | None = None, tags: dict | None = None) -> str:
-    all_tags = {**base_tags(), **(tags or {})}
+NAME_TAG = "tubelab.name"
+
+
+def find_run(cfg, name: str, kind: str):
+    """The newest run tubelab started under this name and kind, or None."""
+    runs = client(cfg).search_runs([experiment_id(cfg)], f"tags.`{NAME_TAG}` = '{name}' and tags.`tubelab.kind` = '{kind}'",
+                                   order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0] if runs else None
+
+
+def start_run(cfg, name: str, *, kind: str, parent_run_id: str | None = None, tags: dict | None = None,
+              resume: bool = False) -> str:
+    """Create a run; with `resume`, reuse the run of the same name and kind (a rerun continues it)."""
+    if resume:
+        existing = find_run(cfg, name, kind)
+        if existing is not None:
+            client(cfg).update_run(existing.info.run_id, status="RUNNING")
+            return existing.info.run_id
+    all_tags = {**base_tags(), **(tags or {}), NAME_TAG: name, "tubelab.kind": kind}
     if parent_run_id:
         all_tags[PARENT_TAG] = parent_run_id
     run = client(cfg).create_run(experiment_id(cfg), run_name=name, tags=all_tags)
     return run.info.run_id
+
+
+def last_step(cfg, run_id: str, metric: str) -> int:
+    """The highest step logged for `metric` (-1 if none): a restored run must not log an epoch twice."""
+    history = client(cfg).get_metric_history(run_id, metric)
+    return max((m.step for m in history), default=-1)
 
 
 def log_params(cfg, run_id: str, params: dict) -> None:

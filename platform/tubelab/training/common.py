@@ -55,6 +55,26 @@ def normalize(clip: torch.Tensor) -> torch.Tensor:
     return (clip.float() - mean) / std
 
 
+def scaled_lr(opt, total_batch: int) -> float:
+    """The configured lr is for `reference_batch`; the linear rule scales it to the actual total batch."""
+    if opt.lr_scaling == "none":
+        return opt.lr
+    if opt.lr_scaling != "linear":
+        raise ValueError(f"optimizer.lr_scaling={opt.lr_scaling!r} is not valid; choose one of: linear, none")
+    return opt.lr * total_batch / opt.reference_batch
+
+
+def device_features(cfg_section, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, channels_last) from `precision` / `channels_last` ("auto" = on CUDA)."""
+    on_gpu = device.type == "cuda"
+    precision = cfg_section.precision
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision={precision!r} is not valid; choose one of: auto, bf16, fp32")
+    bf16 = precision == "bf16" or (precision == "auto" and on_gpu)
+    channels_last = on_gpu if cfg_section.channels_last == "auto" else bool(cfg_section.channels_last)
+    return (torch.bfloat16 if bf16 else None), channels_last
+
+
 def cosine_lr(base_lr: float, progress: float) -> float:
     """Cosine decay from base_lr to 0 over progress in [0, 1]."""
     return base_lr * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
@@ -113,15 +133,21 @@ class EpochTimer:
 
 
 class RankZeroLogger:
-    """Per-epoch metrics to the MLflow run named in the config, from rank 0 only."""
+    """Per-epoch metrics to the MLflow run named in the config, from rank 0 only.
+
+    After a restore (worker failure, driver rerun) epochs already in MLflow are not logged again, so
+    the run's history stays one value per epoch.
+    """
 
     def __init__(self, cfg, run_id: str | None, prefix: str, rank: int):
         self.cfg, self.run_id, self.prefix = cfg, run_id, prefix
         self.enabled = run_id is not None and rank == 0
+        self.logged = mlflow_runs.last_step(cfg, run_id, f"{prefix}/loss") if self.enabled else -1
 
     def log(self, metrics: dict[str, float], step: int) -> None:
-        if self.enabled:
+        if self.enabled and step > self.logged:
             mlflow_runs.log_metrics(self.cfg, self.run_id, {f"{self.prefix}/{k}": v for k, v in metrics.items()}, step)
+            self.logged = step
 
 
 def loop_config(cfg, **extra) -> dict:

@@ -17,6 +17,7 @@ from tubelab.data.pipeline import clip_dataset
 from tubelab.models import build_model
 from tubelab.objectives.moco import MoCo
 from tubelab.training import common
+from tubelab.training.augment import colour_jitter
 from tubelab.training.preview import log_preview
 from tubelab.tubelets import apply_tubelets
 
@@ -56,10 +57,17 @@ def pretrain_loop(config: dict) -> None:
     device, rank, world = common.setup_worker(cfg)
     backbone = build_model(cfg.model, num_classes=PRETRAIN_NUM_CLASSES)
     moco = MoCo(backbone, dim=p.moco.dim, queue=p.moco.queue, momentum=p.moco.momentum,
-                temperature=p.moco.temperature)
+                temperature=p.moco.temperature, bn_splits=p.moco.bn_splits)
+    autocast_dtype, channels_last = common.device_features(p, device)
+    memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
+    moco = moco.to(device, memory_format=memory_format)
+    if p.compile:
+        moco.encoder_q.compile()  # in place: state-dict keys stay those of the plain modules
+        moco.encoder_k.compile()
     model = ray.train.torch.prepare_model(moco)
     params = [x for x in moco.parameters() if x.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=p.optimizer.lr, momentum=p.optimizer.momentum,
+    base_lr = common.scaled_lr(p.optimizer, p.batch_size * world)
+    optimizer = torch.optim.SGD(params, lr=base_lr, momentum=p.optimizer.momentum,
                                 weight_decay=p.optimizer.weight_decay)
     start = common.restore(moco, optimizer, key="train_state")
     logger = common.RankZeroLogger(cfg, config.get("run_id"), "pretrain", rank)
@@ -67,7 +75,7 @@ def pretrain_loop(config: dict) -> None:
     shard = ray.train.get_dataset_shard("train")
     last = p.stop_epoch or p.epochs
     for epoch in range(start, last):
-        lr = common.cosine_lr(p.optimizer.lr, epoch / p.epochs)
+        lr = common.cosine_lr(base_lr, epoch / p.epochs)
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
@@ -79,7 +87,10 @@ def pretrain_loop(config: dict) -> None:
             query, key, _ = make_pair(clips, batch["video_key"].to(device), cfg.tubelet, generator)
             if logger.enabled and epoch == start and steps == 0:
                 log_preview(cfg, config["run_id"], query, key)
-            loss, stats = model(common.normalize(query), common.normalize(key))
+            query, key = colour_jitter([query.float(), key.float()], p.colour_jitter, generator)
+            query, key = (common.normalize(x).contiguous(memory_format=memory_format) for x in (query, key))
+            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+                loss, stats = model(query, key)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, p.optimizer.grad_clip)

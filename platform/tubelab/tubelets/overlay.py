@@ -7,70 +7,242 @@ Batched over clips, frames and pixels; the work scales with the patch area, not 
    pixel row of a frame it covers one run of pixels, found in closed form (scanline rasterisation):
    the pixels whose centre maps to patch coordinates |u| <= 1, u = diag(2 / size) M^-1 (x - center),
    M = rotation @ shear.
-3. Sample: the runs of all clips and frames become one flat list of pixels; each reads colour and
-   mask from the atlas at its source position (affine in x along a row), in one grid_sample.
-4. Blend clip A and clip B with the same colour and alpha (mask times the frame's opacity) into
-   copies of the inputs: gather, mix and scatter back each colour plane at the pixels' offsets.
-Python loops run only over the tubelet slots (pasted one after the other, largest tubelet first, so
-overlaps compose in order) and over the 2 x 3 colour planes of the output clips.
+3. Words: each run is widened to whole storage words of 8 bytes (k = 8 pixels of a uint8 clip, 2 of
+   a float32 one; fewer when k does not divide the frame width), so the clips are gathered and
+   scattered a word at a time, not a pixel; the widened pixels get alpha 0 and come back unchanged.
+4. Sample: the words of all clips and frames become one flat list of pixels; each reads colour and
+   mask from the atlas at its source position (affine in x along a row) with grid_sample.
+5. Blend: alpha (mask times the frame's opacity) and patch * alpha are computed once and shared by
+   clip A and clip B; both clips' words are gathered, mixed with one addcmul in float32, rounded
+   once (uint8) and scattered back into copies of the inputs.
+Steps 4-5 run over the word list in chunks of CHUNK_WORDS, so their temporaries stay in a core's
+cache. Python loops run only over the tubelet slots (pasted one after the other, largest tubelet
+first, so overlaps compose in order), those chunks and the two clips of the gather and scatter.
+
+On CPU the scratch tensors live in a per-thread workspace that is reused across calls: fresh
+multi-MB tensors cost a page fault per 4 KiB on first touch, which on a VM was a large share of the
+engine's time. release_workspace() frees it.
 """
+
+import math
+import threading
 
 import torch
 import torch.nn.functional as F
 
-from .patches import mask_image
-from .transforms import patch_matrix
+WORD_BYTES = 8
+CHUNK_WORDS = 16384  # words per sample-and-blend step (128 K pixels of uint8 clips)
+_WORD_DTYPES = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+_local = threading.local()
+
+
+def release_workspace():
+    """Free this thread's scratch buffers (they are regrown on the next CPU call)."""
+    _local.buffers = {}
+
+
+def _scratch(name, shape, dtype, device):
+    """Uninitialised tensor; on CPU a view of this thread's buffer `name`, reused across calls."""
+    if device.type != "cpu":
+        return torch.empty(shape, dtype=dtype, device=device)
+    buffers = _local.__dict__.setdefault("buffers", {})
+    nbytes = math.prod(shape) * dtype.itemsize
+    buf = buffers.get(name)
+    if buf is None or buf.numel() < nbytes:
+        buf = buffers[name] = torch.empty(nbytes + nbytes // 4 + 64, dtype=torch.uint8)
+    return buf[:nbytes].view(dtype).view(shape)
 
 
 def paste(a, b, p):
     """New clips (a', b') with the tubelets of params `p` pasted; a, b (B, C, T, H, W)."""
     B, C, T, H, W = a.shape
     N = p["center"].shape[1]
-    dev = a.device
-    outs = (a.clone(memory_format=torch.contiguous_format), b.clone(memory_format=torch.contiguous_format))
+    dev, dtype, f32 = a.device, a.dtype, torch.float32
+    outs = (torch.empty_like(a, memory_format=torch.contiguous_format),
+            torch.empty_like(b, memory_format=torch.contiguous_format))
 
-    # Atlas entries are (H + 2) rows: a replicated row above and below keeps bilinear reads inside.
-    clip = torch.arange(B, device=dev).unsqueeze(1)
-    atlas = torch.empty((C + 1, B * N, H + 2, W), device=dev)
-    atlas[:C, :, 1:-1] = a.transpose(1, 2)[clip, p["source_frame"]].view(B * N, C, H, W).transpose(0, 1)
-    atlas[C, :, 1:-1] = mask_image(p["source_center"], p["source_size"], p["mask"], p["edge"], H, W).view(-1, H, W)
-    atlas[:, :, 0], atlas[:, :, -1] = atlas[:, :, 1], atlas[:, :, -2]
-    atlas = atlas.view(1, C + 1, B * N * (H + 2), W)
+    # Words: k pixels of one row per storage word; k (a power of 2) divides W, so a word never spans
+    # two rows and the words of one tubelet slot are distinct.
+    k = math.gcd(W, max(WORD_BYTES // a.element_size(), 1))
+    word = _WORD_DTYPES.get(k * a.element_size())
+    if word is None:
+        k, word = 1, dtype
+    log_k = k.bit_length() - 1
+    words = [out.view(-1).view(word) for out in outs]  # (B * C * T * H * W / k,) each
+    plane = T * H * W // k  # words from one colour plane to the next
+    atlas = _atlas(a, p)
 
-    # Per row (B, N, T, H): the run of covered pixels, and the affine map from pixel x to grid_sample
-    # coordinates in the atlas (slope * x + intercept), plus the frame's opacity.
-    G = (2 / p["size"]).unsqueeze(-1) * torch.linalg.inv(patch_matrix(p["angle"], p["shear"]))  # u = G (x - c)
-    center = p["center"]
+    # Per frame (B, N, T): u = G (x - center) maps frame pixels to patch coordinates, and the atlas
+    # position of pixel centre (x, y) is slope * x + rise * y + offset, in grid_sample's [-1, 1].
+    G = _inverse_patch_matrix(p["angle"], p["shear"]) * (2 / p["size"]).unsqueeze(-1)
+    center, half = p["center"], p["source_size"].unsqueeze(2) / 2
     y = torch.arange(H, device=dev) + 0.5  # pixel row centres
-    first, count = runs(G, center, p["active"], y, W)
-    size, src = p["source_size"][:, :, None, None], p["source_center"][:, :, None, None]  # (B, N, 1, 1, 2)
-    slope = G[..., 0].unsqueeze(-2) * size / 2  # (B, N, T, 1, 2)
-    intercept = src + size / 2 * (G[..., 1].unsqueeze(-2) * (y - center[..., 1:]).unsqueeze(-1)
-                                  + G[..., 0].unsqueeze(-2) * (0.5 - center[..., :1]).unsqueeze(-1))
-    entry = (torch.arange(B * N, device=dev).view(B, N, 1, 1) * (H + 2) + 1.0)  # first atlas row, + 1 pad row
-    intercept = intercept + torch.stack([torch.zeros_like(entry), entry], -1)
+    first, count = runs(G, center, p["active"], y, W)  # (B, N, T, H)
+    slope, rise = G[..., 0] * half, G[..., 1] * half  # (B, N, T, 2)
+    entry = (torch.arange(B * N, device=dev).view(B, N, 1) * (H + 2) + 1.0).expand(B, N, T)  # atlas row 0
+    offset = p["source_center"].unsqueeze(2) + torch.stack([torch.zeros_like(entry), entry], -1)
+    offset = offset - slope * center[..., :1] - rise * center[..., 1:]
     scale = torch.tensor([2.0 / W, 2.0 / (B * N * (H + 2))], device=dev)
-    table = torch.cat([slope.expand(B, N, T, H, 2) * scale, intercept * scale - 1,
-                       p["opacity"][..., None, None].expand(B, N, T, H, 1)], -1)
-    table = table.permute(1, 4, 0, 2, 3).reshape(N, 5, B * T * H)  # per slot: 5 rows of per-row constants
-    first, count = first.transpose(0, 1).reshape(N, -1), count.transpose(0, 1).reshape(N, -1)
-    row_offset = ((clip * (C * T * H * W) + torch.arange(T, device=dev) * (H * W)).unsqueeze(-1)
-                  + torch.arange(H, device=dev) * W).view(-1)  # offset of each row in a clip's channel 0
+    frame = torch.cat([slope * scale, rise * scale, offset * scale - 1, p["opacity"].unsqueeze(-1)], -1)
+    frame = frame.transpose(0, 1).reshape(N, B * T, 7)  # per slot: 7 constants per clip and frame
 
+    # Per row (N, B * T * H): the run widened to words, from word wfirst of the row, nwords long.
+    first, count = first.transpose(0, 1).reshape(N, -1), count.transpose(0, 1).reshape(N, -1)
+    last = first + count - 1
+    wfirst = first >> log_k
+    nwords = torch.where(count > 0, (last >> log_k) - wfirst + 1, 0)
+    ends = nwords.view(N, B, T * H).sum(-1).cumsum(-1)  # (N, B): words up to the end of each clip
+    shift = wfirst - (nwords.cumsum(-1) - nwords)  # word i of a row is at word i + shift of its row
+    bt = torch.arange(B * T, device=dev).repeat_interleave(H)
+    y = torch.arange(H, device=dev).repeat(B * T)
+    row_word = ((torch.arange(B, device=dev).view(B, 1) * (C * plane) + torch.arange(T, device=dev) * (H * W // k))
+                .unsqueeze(-1) + torch.arange(H, device=dev) * (W // k)).view(-1)  # channel 0, x = 0
+    rows = torch.stack([shift, shift + row_word, first, last, bt.expand(N, -1), y.expand(N, -1)], -1)  # (N, R, 6)
+    ends = ends.tolist()  # the one host sync
+
+    slots = []
     for n in range(N):
-        # Expand runs to pixels: pixel i of the list lies on row `row[i]` at x = first + i - run start.
-        total = int(count[n].sum())
-        row = torch.repeat_interleave(count[n], output_size=total)
-        x = torch.arange(total, device=dev) + (first[n] - (count[n].cumsum(0) - count[n])).index_select(0, row)
-        v = table[n].index_select(1, row)  # (5, P)
-        grid = torch.empty(1, 1, total, 2, device=dev)
-        xf = x.float()
-        torch.addcmul(v[2], v[0], xf, out=grid[0, 0, :, 0])
-        torch.addcmul(v[3], v[1], xf, out=grid[0, 0, :, 1])
-        rgba = F.grid_sample(atlas, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        rgba = rgba.view(C + 1, total)
-        blend(outs, x + row_offset.index_select(0, row), rgba[:C], rgba[C] * v[4])
+        total = ends[n][-1]
+        if total == 0:
+            slots.append(None)
+            continue
+        # Expand rows to words: word i lies on row `row[i]`.
+        ints = rows[n].index_select(0, torch.repeat_interleave(nwords[n], output_size=total))  # (words, 6)
+        at = torch.arange(total, device=dev)
+        x0 = (ints[:, 0] + at) << log_k  # first pixel of each word
+        start = ints[:, 1] + at  # the word's index in channel 0 of its clip
+        # The run's lanes lo..hi of each word, as a row of the lane-mask table.
+        lanes = (ints[:, 2] - x0).clamp_(0, k).mul_(k + 1).add_((ints[:, 3] - x0).clamp_(-1, k - 1)).add_(1)
+        v = frame[n].index_select(0, ints[:, 4]).t()  # (7, words)
+        # Atlas position of lane j of a word: base + j * slope, base = offset + slope x0' + rise y'.
+        coef = torch.empty((4, total), device=dev)
+        torch.addcmul(v[4:6], v[0:2], x0.to(f32).add_(0.5), out=coef[:2])
+        coef[:2].addcmul_(v[2:4], ints[:, 5].to(f32).add_(0.5))
+        coef[2:] = v[0:2]
+        slots.append((coef, lanes, v[6].contiguous(), start))
+
+    # Clip by clip (a few at a time): copy the inputs, then paste each slot's words into the copies
+    # while they are still in cache.
+    shared = _Shared(atlas, words, dtype, word, k, C, plane)
+    done, c0 = [0] * N, 0
+    for c1 in range(1, B + 1):
+        if c1 < B and max(ends[n][c1 - 1] - done[n] for n in range(N)) < CHUNK_WORDS:
+            continue
+        outs[0][c0:c1] = a[c0:c1]
+        outs[1][c0:c1] = b[c0:c1]
+        for n, slot in enumerate(slots):
+            s, e = done[n], ends[n][c1 - 1]
+            if e > s:
+                coef, lanes, opacity, start = slot
+                shared.paste_words(coef[:, s:e], lanes[s:e], opacity[s:e], start[s:e])
+            done[n] = e
+        c0 = c1
     return outs
+
+
+class _Shared:
+    """What every chunk of every slot of one paste call uses."""
+
+    def __init__(self, atlas, words, dtype, word, k, C, plane):
+        dev = atlas.device
+        self.atlas, self.words, self.dtype, self.word, self.k, self.C = atlas, words, dtype, word, k, C
+        # grid (words, k * 2) = coef^T (words, 4) @ spread: lane j gets base + j * slope, for x and y.
+        self.spread = torch.zeros((4, k, 2), device=dev)
+        self.spread[0, :, 0] = self.spread[1, :, 1] = 1
+        self.spread[2, :, 0] = self.spread[3, :, 1] = torch.arange(k, device=dev)
+        self.spread = self.spread.view(4, 2 * k)
+        # Row lo * (k + 1) + hi + 1: 1 on lanes lo..hi, 0 elsewhere.
+        j = torch.arange(k, device=dev)
+        bounds = torch.arange(k + 1, device=dev)
+        self.lane_mask = ((j >= bounds.view(-1, 1, 1)) & (j <= bounds.view(1, -1, 1) - 1)).view(-1, k).float()
+        self.channel = torch.arange(C, device=dev).unsqueeze(1) * plane
+        self.one = torch.ones((), device=dev)
+        self.rounding = torch.full((), 0.0 if dtype.is_floating_point else 0.5, device=dev)  # + 0.5, truncate
+
+    def paste_words(self, coef, lanes, opacity, start):
+        """Sample and blend words of k pixels (lane j at coef[:2] + j * coef[2:] in the atlas) into both clips."""
+        dev, f32, k, C = self.atlas.device, torch.float32, self.k, self.C
+        count = len(start)
+        P = count * k
+        grid = torch.mm(coef.t(), self.spread, out=_scratch("grid", (count, 2 * k), f32, dev))
+        rgba = F.grid_sample(self.atlas, grid.view(1, 1, P, 2), mode="bilinear", padding_mode="border",
+                             align_corners=False).view(C + 1, P)
+        # alpha = mask * opacity on the run's pixels, 0 on the widening.
+        weight = F.embedding_bag(lanes.view(-1, 1), self.lane_mask, per_sample_weights=opacity.view(-1, 1),
+                                 mode="sum")
+        alpha = rgba[C].mul_(weight.view(P))
+        keep = torch.sub(self.one, alpha, out=_scratch("keep", (P,), f32, dev))
+        patch = torch.addcmul(self.rounding, rgba[:C], alpha, out=rgba[:C])
+        # Both clips: gather their words, mix in float32, round once, scatter back.
+        index = torch.add(self.channel, start, out=_scratch("index", (C, count), torch.long, dev)).view(-1)
+        gathered = _scratch("gathered", (2, C * count), self.word, dev)
+        for i in range(2):
+            torch.index_select(self.words[i], 0, index, out=gathered[i])
+        background = gathered.view(self.dtype).view(2, C, P)
+        mixed = background if self.dtype == f32 else _scratch("mixed", (2, C, P), f32, dev).copy_(background)
+        torch.addcmul(patch, mixed, keep, out=mixed)
+        if mixed is not background:
+            background.copy_(mixed)
+        for i in range(2):
+            self.words[i].index_copy_(0, index, gathered[i])
+
+
+def _atlas(a, p):
+    """(1, C + 1, B * N * (H + 2), W) float32: per tubelet its source frame of a and its mask, 1 pad row
+    above and below (edge rows replicated, so bilinear reads stay inside the entry)."""
+    B, C, T, H, W = a.shape
+    N = p["source_frame"].shape[1]
+    dev = a.device
+    atlas = _scratch("atlas", (C + 1, B * N, H + 2, W), torch.float32, dev)
+    clip = torch.arange(B, device=dev).view(1, B, 1) * C + torch.arange(C, device=dev).view(C, 1, 1)
+    frames = ((clip * T) + p["source_frame"]).view(-1)  # (C, B, N) rows of a viewed as (B * C * T, H * W)
+    source = torch.index_select(a.reshape(B * C * T, H * W), 0, frames,
+                                out=_scratch("source", (C * B * N, H * W), a.dtype, dev))
+    atlas[:C, :, 1:-1] = source.view(C, B * N, H, W)
+    _mask_image(atlas[C, :, 1:-1], p["source_center"].view(-1, 2), p["source_size"].view(-1, 2),
+                p["mask"].view(-1), p["edge"].view(-1))
+    atlas[:, :, 0], atlas[:, :, -1] = atlas[:, :, 1], atlas[:, :, -2]
+    return atlas.view(1, C + 1, B * N * (H + 2), W)
+
+
+def _mask_image(out, center, size, kind, edge):
+    """patches.mask_image into out (M, H, W), separably: every mask is a function of |ux| and |uy|.
+
+    alpha = clamp((1 - d) / (2 edge), 0, 1) with d = max(|ux|, |uy|) (rectangle: the minimum of the
+    two 1-D ramps), |ux| + |uy| (rhombus: their difference) or sqrt(ux^2 + uy^2) (ellipse).
+    """
+    M, H, W = out.shape
+    dev = out.device
+    s = (0.5 / edge).unsqueeze(1)
+    ax = ((torch.arange(W, device=dev) + 0.5) - center[:, :1]).abs_() / (size[:, :1] / 2)  # (M, W)
+    ay = ((torch.arange(H, device=dev) + 0.5) - center[:, 1:]).abs_() / (size[:, 1:] / 2)  # (M, H)
+    fx, fy = (1 - ax) * s, (1 - ay) * s
+    torch.minimum(fx.unsqueeze(1), fy.unsqueeze(2), out=out)  # rectangle, for every mask first
+    for shape in (1, 2):
+        pick = (kind == shape).nonzero().view(-1)
+        if len(pick) == 0:
+            continue
+        if shape == 1:  # ellipse
+            d = torch.add(ax[pick].square().unsqueeze(1), ay[pick].square().unsqueeze(2)).sqrt_()
+            alpha = torch.addcmul(s[pick].unsqueeze(2), d, s[pick].unsqueeze(2), value=-1)
+        else:  # rhombus: (1 - |ux| - |uy|) s = fx - |uy| s
+            alpha = fx[pick].unsqueeze(1) - (ay * s)[pick].unsqueeze(2)
+        out.index_copy_(0, pick, alpha)
+    out.clamp_(0, 1)
+
+
+def _inverse_patch_matrix(angle, shear):
+    """transforms.patch_matrix(angle, shear)^-1 (*, 2, 2) in closed form: shear^-1 @ rotation^T.
+
+    The shear [[1, sx], [sy, sx sy + 1]] has determinant 1; its inverse is [[sx sy + 1, -sx], [-sy, 1]].
+    """
+    rad = torch.deg2rad(angle)
+    cos, sin = rad.cos(), rad.sin()
+    sx, sy = shear[..., 0], shear[..., 1]
+    a, b = sx * sy + 1, -sx
+    # [[a, b], [-sy, 1]] @ [[cos, sin], [-sin, cos]]
+    return torch.stack([torch.stack([a * cos - b * sin, a * sin + b * cos], -1),
+                        torch.stack([-sy * cos - sin, -sy * sin + cos], -1)], -2)
 
 
 def runs(G, center, active, y, width):
@@ -88,21 +260,3 @@ def runs(G, center, active, y, width):
     first = torch.ceil(low - 0.5).clamp(0, width).long()  # pixel x has its centre at x + 0.5
     last = torch.floor(high - 0.5).clamp(-1, width - 1).long()
     return first, (last - first + 1).clamp(min=0) * active.unsqueeze(-1)
-
-
-def blend(outs, pixel, rgb, alpha):
-    """Each clip (B, C, T, H, W) of outs <- clip * (1 - alpha) + rgb * alpha at channel-0 offsets `pixel`."""
-    B, C, T, H, W = outs[0].shape
-    patch = rgb * alpha
-    if not outs[0].dtype.is_floating_point:
-        patch += 0.5  # truncation to uint8 then rounds
-    keep = 1 - alpha
-    values = torch.empty(len(pixel), dtype=outs[0].dtype, device=pixel.device)
-    mixed = torch.empty(len(pixel), device=pixel.device)
-    for out in outs:
-        # The C planes of a clip as rows of one overlapping strided view: one gather/scatter each.
-        planes = out.view(-1).as_strided((C, (B - 1) * C * T * H * W + T * H * W), (T * H * W, 1))
-        for plane, colour in zip(planes, patch):
-            torch.index_select(plane, 0, pixel, out=values)
-            torch.addcmul(colour, mixed.copy_(values), keep, out=mixed)
-            plane.index_copy_(0, pixel, values.copy_(mixed))

@@ -15,8 +15,8 @@ def test_runs_params_metrics_artifacts_over_http(mlflow_server, tmp_path, monkey
     monkeypatch.setenv("TUBELAB_HOME", str(tmp_path))
     cfg = config.load("sweep", ["tracking=server", f"tracking.uri={mlflow_server}", "tracking.experiment=http-test"])
     assert mlflow_runs.tracking_uri(cfg) == mlflow_server
-    parent = mlflow_runs.start_run(cfg, "sweep-x", tags={"tubelab.kind": "sweep"})
-    child = mlflow_runs.start_run(cfg, "trial-0", parent_run_id=parent)
+    parent = mlflow_runs.start_run(cfg, "sweep-x", kind="sweep")
+    child = mlflow_runs.start_run(cfg, "trial-0", kind="trial", parent_run_id=parent)
     mlflow_runs.log_params(cfg, child, config.to_container(cfg))
     for epoch, loss in enumerate([3.0, 2.5, 2.0]):
         mlflow_runs.log_metrics(cfg, child, {"pretrain/loss": loss}, step=epoch)
@@ -33,6 +33,11 @@ def test_runs_params_metrics_artifacts_over_http(mlflow_server, tmp_path, monkey
     assert [m.value for m in sorted(client.get_metric_history(child, "pretrain/loss"), key=lambda m: m.step)] == [3.0, 2.5, 2.0]
     assert {a.path for a in client.list_artifacts(parent)} == {"results.md"}
     assert run.data.tags["git_commit"] and run.data.tags["ray_version"]
+    assert mlflow_runs.last_step(cfg, child, "pretrain/loss") == 2
+    # A rerun under the same name and kind continues the same run instead of starting another.
+    assert mlflow_runs.start_run(cfg, "trial-0", kind="trial", resume=True) == child
+    assert client.get_run(child).info.status == "RUNNING"
+    assert mlflow_runs.start_run(cfg, "trial-0", kind="trial") != child
 
 
 def test_tubelab_ui_serves_the_store_on_localhost(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from tubelab.data.decode import ClipDecoder, crop_box, decode_frames, sample_indices, video_key
 from tubelab.data.shards import shard_paths, write_shards
 from tubelab.data.synthetic import generate
-from tubelab.data.ucf101 import index_ucf101
+from tubelab.data.indexers.ucf101 import index_ucf101
 
 FRAMES, H, W = 24, 48, 64
 COLUMNS = ["video_id", "label", "num_frames", "width", "height", "video"]  # what data.pipeline reads

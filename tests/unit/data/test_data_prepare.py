@@ -104,7 +104,7 @@ def project(tmp_path, monkeypatch, home):
     assert "tinysynth" in tiny and "classes: [MoveLeft, Spin]" in tiny
     (root / "datasets" / "tinysynth.yaml").write_text(tiny)
     (root / "datasets" / "realset.yaml").write_text(
-        "name: realset\nformat: ucf101\nsource: null\nsplit: 1\n"
+        "name: realset\nformat: ucf101\nsource: null\nindex:\n  split: 1\n"
         "encode:\n  short_side: 48\n  fps: 16\n  gop: 8\n  crf: 23\nshard_max_videos: 64\n")
     monkeypatch.setenv("TUBELAB_PROJECT_ROOT", str(root))
     monkeypatch.setenv("TUBELAB_HOME", str(tmp_path / "home"))

@@ -14,7 +14,8 @@ import pytest
 from tubelab.data import shards, storage
 from tubelab.data.shards import SCHEMA, ManifestError, content_hash, read_manifest, shard_paths, write_shards
 from tubelab.data.synthetic import generate
-from tubelab.data.ucf101 import DatasetIndex, index_ucf101
+from tubelab.data.indexers.ucf101 import index_ucf101
+from tubelab.data.records import DatasetIndex
 
 CLASSES = ["MoveLeft", "MoveRight", "Spin"]
 ENCODE = {"short_side": 32, "fps": 16, "gop": 4, "crf": 28}

@@ -17,6 +17,7 @@ def clips(n=4):
 
 def test_queue_receives_keys_and_pointer_wraps():
     m = make(queue=6)
+    m.eval()  # BN from running statistics: keys do not depend on the split-BN shuffle
     x = clips(4)
     m(x, x)
     assert int(m.queue_ptr) == 4
@@ -58,3 +59,18 @@ def test_identical_pairs_are_easy_positives():
     loss, stats = m(x, x)
     assert loss.item() < math.log(65)
     assert stats["contrast_acc"].item() == 1.0
+
+
+def test_single_worker_split_bn_shuffles_and_unshuffles():
+    m = make()
+    x = clips(8)
+    torch.manual_seed(123)
+    keys = m._keys(x)
+    torch.manual_seed(123)
+    perm = torch.randperm(8)
+    expected = torch.cat([m.encoder_k(c) for c in x[perm].chunk(2)])[torch.argsort(perm)]
+    assert torch.allclose(keys, expected, atol=1e-5)
+    # BN statistics of a chunk differ from those of the whole batch: the split is real.
+    assert not torch.allclose(keys, m.encoder_k(x), atol=1e-3)
+    m.eval()
+    assert torch.allclose(m._keys(x), m.encoder_k(x), atol=1e-5)  # rows come back in their own order

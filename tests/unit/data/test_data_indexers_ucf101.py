@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tubelab.data.synthetic import CLASSES, generate
-from tubelab.data.ucf101 import index_ucf101
+from tubelab.data.indexers.ucf101 import index_ucf101
 
 TRAIN, TEST = 2, 1
 

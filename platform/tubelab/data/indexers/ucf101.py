@@ -7,26 +7,9 @@ the returned index's `problems`, never silently dropped; the caller decides when
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
-
-@dataclass(frozen=True)
-class VideoRecord:
-    video_id: str   # relative path inside the dataset tree, e.g. "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi"
-    path: str       # absolute path of the source file
-    label: int      # 0-based
-    split: str      # "train" | "test"
-
-
-@dataclass
-class DatasetIndex:
-    classes: list[str]
-    records: list[VideoRecord]
-    problems: list[str] = field(default_factory=list)
-
-    def count(self, split: str) -> int:
-        return sum(r.split == split for r in self.records)
+from tubelab.data.records import DatasetIndex, VideoRecord
 
 
 def index_ucf101(root: str | Path, split: int = 1) -> DatasetIndex:
