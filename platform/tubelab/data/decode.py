@@ -1,15 +1,19 @@
-"""Clip decoding: mp4 bytes -> uint8 clips, in Ray Data actors (decord by default).
+"""Clip sampling and decoding: mp4 bytes -> uint8 clips, in Ray Data actors.
 
-Readers are created inside the actor, per video (decord hangs when readers cross a fork, and a fresh
-reader per video keeps its known memory growth bounded).
+Decoding goes through tubelab.data.decoders (decord by default, PyAV as fallback); a reader is
+created per video inside the actor (decord hangs when readers cross a fork, and a fresh reader per
+video keeps its known memory growth bounded). A video that fails to decode is skipped, never
+replaced by another one, and reported to the run's FailureLog actor.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 
 import numpy as np
+import ray
+
+from tubelab.data.decoders import DecodeError, read_frames
 
 
 def video_key(video_id: str) -> int:
@@ -17,16 +21,28 @@ def video_key(video_id: str) -> int:
     return int(hashlib.sha256(video_id.encode()).hexdigest()[:15], 16)
 
 
-def sample_indices(num_frames: int, frames: int, stride: int, rng: np.random.Generator | None) -> np.ndarray:
+def sample_indices(num_frames: int, frames: int, stride: int, rng: np.random.Generator | None,
+                   jitter: bool = False) -> np.ndarray:
     """`frames` indices `stride` apart: a random start (rng given) or the centred clip (rng None).
 
-    A video shorter than the clip repeats its last frame rather than failing mid-epoch; configs whose
-    clips cannot fit the shortest video are rejected before training (see data.pipeline).
+    With `jitter` each index moves by up to half a stride (the reference's per-frame jitter), staying
+    in order and inside the clip's span. A video shorter than the clip repeats its last frame rather
+    than failing mid-epoch; configs whose clips cannot fit the shortest video are rejected before
+    training (see data.pipeline).
     """
     span = (frames - 1) * stride + 1
     room = max(num_frames - span, 0)
     start = int(rng.integers(0, room + 1)) if rng is not None else room // 2
-    return np.minimum(start + stride * np.arange(frames), num_frames - 1)
+    offsets = stride * np.arange(frames)
+    if jitter and rng is not None and stride > 1:
+        offsets = np.sort(np.clip(offsets + rng.integers(-(stride // 2), stride // 2 + 1, frames), 0, span - 1))
+    return np.minimum(start + offsets, num_frames - 1)
+
+
+def uniform_starts(num_frames: int, frames: int, stride: int, n: int) -> list[int]:
+    """Starts of `n` clips spread evenly over the video (Video@1 averages predictions over them)."""
+    room = max(num_frames - ((frames - 1) * stride + 1), 0)
+    return [int(round(x)) for x in np.linspace(0, room, n)] if n > 1 else [room // 2]
 
 
 def crop_box(height: int, width: int, crop: int, rng: np.random.Generator | None) -> tuple[int, int]:
@@ -38,52 +54,87 @@ def crop_box(height: int, width: int, crop: int, rng: np.random.Generator | None
     return int(rng.integers(0, height - crop + 1)), int(rng.integers(0, width - crop + 1))
 
 
-def decode_frames(data: bytes, indices: np.ndarray) -> np.ndarray:
-    import decord
+@ray.remote(num_cpus=0)
+class FailureLog:
+    """Collects the videos that failed to decode during a run (from every decode actor)."""
 
-    reader = decord.VideoReader(io.BytesIO(data), num_threads=1)
-    frames = reader.get_batch(indices.tolist()).asnumpy()
-    del reader
-    return frames
+    def __init__(self):
+        self.failed: dict[str, str] = {}
+
+    def add(self, video_id: str, error: str) -> None:
+        self.failed.setdefault(video_id, error)
+
+    def get(self) -> dict[str, str]:
+        return dict(self.failed)
 
 
 class ClipDecoder:
     """Ray Data callable class: rows with mp4 bytes -> rows of uint8 clips (clips_per_row, T, crop, crop, 3).
 
-    Each video yields `rows_per_video` output rows (the reference's "N random clips per video" epochs),
-    each holding `clips_per_row` independently sampled clips (2 for the video-contrast pair).
-    mode "train": random start, stride drawn from `strides`, random crop, horizontal flip if `flip`.
-    mode "eval": the centred clip at the first stride, centre crop, no flip.
+    mode "train": each video yields `rows_per_video` rows (the reference's "N random clips per video"
+    epochs), each holding `clips_per_row` independently sampled clips (2 for the video-contrast pair):
+    random start, stride drawn from `strides` (per-frame jitter if `jitter`), random crop, flip if `flip`.
+    mode "eval": one row per video with `eval_clips` clips spread evenly over it (N-clip Video@1; 1 = the
+    centred clip) at the first stride, centre crop, no flip.
+    Targets: "label" (int64; -1 where the task has none), "multi_hot" (float32, num_classes) for
+    multi-label data, "count" (float32, NaN where absent).
     """
 
     def __init__(self, frames: int, strides: list[int], crop: int, clips_per_row: int = 1,
-                 rows_per_video: int = 1, flip: bool = False, mode: str = "train", seed: int = 0):
+                 rows_per_video: int = 1, flip: bool = False, mode: str = "train", seed: int = 0,
+                 jitter: bool = False, eval_clips: int = 1, num_classes: int = 0, backend: str = "decord",
+                 failures=None):
         if mode not in ("train", "eval"):
             raise ValueError(f"ClipDecoder mode must be 'train' or 'eval', got {mode!r}")
-        self.frames, self.strides, self.crop, self.flip = frames, list(strides), crop, flip
-        self.clips_per_row, self.rows_per_video, self.mode = clips_per_row, rows_per_video, mode
+        self.frames, self.strides, self.crop, self.flip, self.jitter = frames, list(strides), crop, flip, jitter
+        self.mode, self.backend, self.failures, self.num_classes = mode, backend, failures, num_classes
+        self.clips_per_row = clips_per_row if mode == "train" else eval_clips
+        self.rows_per_video = rows_per_video if mode == "train" else 1
         # Each actor gets its own stream; the seed is recorded in the run's params.
         self.rng = np.random.default_rng([seed, id(self)]) if mode == "train" else None
 
-    def clip(self, data: bytes, num_frames: int, height: int, width: int) -> np.ndarray:
+    def clips(self, data: bytes, num_frames: int) -> np.ndarray:
+        """(clips_per_row, T, crop, crop, 3) for one output row, decoded with one reader."""
         rng = self.rng
-        stride = int(rng.choice(self.strides)) if rng is not None else self.strides[0]
-        frames = decode_frames(data, sample_indices(num_frames, self.frames, stride, rng))
-        y, x = crop_box(frames.shape[1], frames.shape[2], self.crop, rng)
-        frames = frames[:, y:y + self.crop, x:x + self.crop]
-        if self.flip and rng is not None and rng.random() < 0.5:
-            frames = frames[:, :, ::-1]
-        return frames
+        if rng is None:
+            stride = self.strides[0]
+            starts = uniform_starts(num_frames, self.frames, stride, self.clips_per_row)
+            indices = [np.minimum(s + stride * np.arange(self.frames), num_frames - 1) for s in starts]
+        else:
+            indices = [sample_indices(num_frames, self.frames, int(rng.choice(self.strides)), rng, self.jitter)
+                       for _ in range(self.clips_per_row)]
+        frames = read_frames(data, np.concatenate(indices), self.backend)
+        out = []
+        for clip in np.split(frames, len(indices)):
+            y, x = crop_box(clip.shape[1], clip.shape[2], self.crop, rng)
+            clip = clip[:, y:y + self.crop, x:x + self.crop]
+            if self.flip and rng is not None and rng.random() < 0.5:
+                clip = clip[:, :, ::-1]
+            out.append(clip)
+        return np.stack(out)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        k = self.rows_per_video
-        clips = np.stack([
-            np.stack([self.clip(data, int(n), int(h), int(w)) for _ in range(self.clips_per_row)])
-            for data, n, h, w in zip(batch["video"], batch["num_frames"], batch["height"], batch["width"])
-            for _ in range(k)
-        ])
-        return {
-            "clip": clips,  # (B * rows_per_video, clips_per_row, T, H, W, 3) uint8
-            "label": np.repeat(batch["label"].astype(np.int64), k),
-            "video_key": np.repeat(np.array([video_key(v) for v in batch["video_id"]], dtype=np.int64), k),
+        rows, keep = [], []
+        for i, (video_id, data, n) in enumerate(zip(batch["video_id"], batch["video"], batch["num_frames"])):
+            try:
+                rows += [self.clips(data, int(n)) for _ in range(self.rows_per_video)]
+                keep += [i] * self.rows_per_video
+            except DecodeError as e:
+                if self.failures is None:
+                    raise
+                self.failures.add.remote(str(video_id), str(e))
+        keep = np.asarray(keep, dtype=np.int64)
+        t = self.frames
+        out = {
+            "clip": np.stack(rows) if rows else np.zeros((0, self.clips_per_row, t, self.crop, self.crop, 3), np.uint8),
+            "label": batch["label"].astype(np.int64)[keep],
+            "video_key": np.array([video_key(v) for v in batch["video_id"]], dtype=np.int64)[keep],
         }
+        if self.num_classes and "labels" in batch:
+            hot = np.zeros((len(batch["labels"]), self.num_classes), np.float32)
+            for j, labels in enumerate(batch["labels"]):
+                hot[j, np.asarray(labels, dtype=np.int64)] = 1.0
+            out["multi_hot"] = hot[keep]
+        if "count" in batch:
+            out["count"] = np.asarray([np.nan if c is None else c for c in batch["count"]], np.float32)[keep]
+        return out

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pyarrow.parquet as pq
 import ray
+from ray.data.expressions import col
 
 from tubelab.data import shards, storage
 from tubelab.data.decode import ClipDecoder
@@ -19,51 +22,99 @@ def shard_url(cfg, dataset_name: str) -> str:
 
 def check_clip_fits(manifest: dict, clip, split: str) -> None:
     """Reject clips that need more frames or pixels than the shards hold, before any training starts."""
-    enc = manifest["encode"]
+    for key in ("frames", "clips_per_video", "eval_clips"):
+        if clip[key] < 1:
+            raise ValueError(f"clip.{key} must be >= 1, got {clip[key]}")
+    if not clip.strides or min(clip.strides) < 1:
+        raise ValueError(f"clip.strides must be a non-empty list of strides >= 1, got {list(clip.strides)}")
     span = (clip.frames - 1) * max(clip.strides) + 1
     shortest = manifest["splits"][split]["min_frames"]
     if span > shortest:
         raise ValueError(f"a clip of {clip.frames} frames at stride {max(clip.strides)} spans {span} frames but the "
                          f"shortest {split} video of {manifest['dataset']!r} has {shortest}; lower clip.frames or "
                          f"clip.strides")
-    if clip.crop > enc["short_side"]:
-        raise ValueError(f"clip.crop={clip.crop} is larger than the shards' short side {enc['short_side']}; "
-                         f"lower clip.crop or re-prepare with a larger encode.short_side")
-    if any(s < 1 for s in clip.strides) or clip.frames < 1 or clip.clips_per_video < 1:
-        raise ValueError(f"clip.frames, clip.strides and clip.clips_per_video must be >= 1, got {clip.frames}, "
-                         f"{list(clip.strides)} and {clip.clips_per_video}")
+    if clip.crop > manifest["encode"]["short_side"]:
+        raise ValueError(f"clip.crop={clip.crop} is larger than the shards' short side "
+                         f"{manifest['encode']['short_side']}; lower clip.crop or re-prepare with a larger "
+                         f"encode.short_side")
 
 
-def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_per_row: int = 1,
-                 seed: int) -> tuple[ray.data.Dataset, dict]:
+def select_videos(rows: list[dict], *, per_class: int | None = None, fraction: float | None = None,
+                  seed: int = 0) -> list[str]:
+    """A reproducible subset of a split's videos (rows: video_id, label), sorted.
+
+    per_class: SEVERE's sample budgets, ceil(budget / num_classes) videos of every class;
+    fraction: pretraining-data budgets (e.g. 0.25), drawn per class so the class mix is kept.
+    """
+    if per_class is not None and per_class < 1:
+        raise ValueError(f"a budget must leave at least one video per class, got {per_class} per class")
+    if fraction is not None and not 0 < fraction <= 1:
+        raise ValueError(f"a data fraction must be in (0, 1], got {fraction}")
+    by_class: dict[int, list[str]] = {}
+    for row in sorted(rows, key=lambda r: r["video_id"]):
+        by_class.setdefault(int(row["label"]), []).append(row["video_id"])
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in sorted(by_class):
+        ids = by_class[label]
+        k = len(ids) if per_class is None else per_class
+        if fraction is not None:
+            k = max(1, round(len(ids) * fraction))
+        if k > len(ids):
+            raise ValueError(f"class {label} has {len(ids)} videos, fewer than the {k} the budget asks for; "
+                             f"lower the budget")
+        chosen += [ids[j] for j in rng.choice(len(ids), size=k, replace=False)]
+    return sorted(chosen)
+
+
+def split_rows(cfg, dataset_name: str, split: str) -> list[dict]:
+    """(video_id, label) of every video of a split, read from the shards without the video bytes."""
+    url = shard_url(cfg, dataset_name)
+    endpoint = cfg.storage.get("endpoint_url")
+    fs, _ = storage.filesystem(url, endpoint)
+    rows = []
+    for path in shards.shard_paths(shards.read_manifest(url, endpoint), url, split):
+        with fs.open(path, "rb") as f:
+            rows += pq.read_table(f, columns=["video_id", "label"]).to_pylist()
+    return rows
+
+
+def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_per_row: int = 1, seed: int,
+                 video_ids: list[str] | None = None, failures=None) -> tuple[ray.data.Dataset, dict]:
     """A Ray Dataset of decoded clips for one split, and the shards' manifest.
 
-    Train mode yields `clip.clips_per_video` rows per video per epoch; eval mode one centred clip.
+    Train mode yields `clip.clips_per_video` rows per video per epoch; eval mode one row per video with
+    `clip.eval_clips` clips. `video_ids` restricts the split (budgets); `failures` is a FailureLog
+    actor that receives the videos that cannot be decoded (they are skipped, never replaced).
     """
     url = shard_url(cfg, dataset_name)
     endpoint = cfg.storage.get("endpoint_url")
     manifest = shards.read_manifest(url, endpoint)
-    shards.shard_paths(manifest, url, split)  # names the available splits if `split` is wrong
+    paths = shards.shard_paths(manifest, url, split)  # names the available splits if `split` is wrong
     check_clip_fits(manifest, clip, split)
     fs, _ = storage.filesystem(url, endpoint)
-    paths = shards.shard_paths(manifest, url, split)
     res = cfg.resources
     ray.data.DataContext.get_current().target_max_block_size = DECODED_BLOCK_BYTES
     ds = ray.data.read_parquet(
         paths,
         filesystem=None if storage.is_local(url) else fs,
-        columns=["video_id", "label", "num_frames", "width", "height", "video"],
+        columns=["video_id", "label", "labels", "count", "num_frames", "video"],
         ray_remote_args={"num_cpus": res.read_task_cpus},
     )
+    if video_ids is not None:
+        ds = ds.filter(expr=col("video_id").is_in(list(video_ids)))
     if mode == "train":
         # Shards are class-mixed at prepare time; block order + the consumer's local shuffle buffer
         # randomise each epoch without an all-to-all shuffle of the video bytes.
         ds = ds.randomize_block_order()
+    multi_label = manifest["task"] == "multi_label"
     ds = ds.map_batches(
         ClipDecoder,
         fn_constructor_kwargs=dict(frames=clip.frames, strides=list(clip.strides), crop=clip.crop,
-                                   clips_per_row=clips_per_row, flip=clip.flip, mode=mode, seed=seed,
-                                   rows_per_video=clip.clips_per_video if mode == "train" else 1),
+                                   clips_per_row=clips_per_row, rows_per_video=clip.clips_per_video,
+                                   flip=clip.flip, jitter=clip.jitter, eval_clips=clip.eval_clips, mode=mode,
+                                   seed=seed, backend=clip.decoder, failures=failures,
+                                   num_classes=len(manifest["classes"]) if multi_label else 0),
         batch_size=8,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=res.decode_actors),

@@ -1,12 +1,31 @@
-"""`tubelab prepare`: dataset tree -> index -> re-encoded Parquet shards + manifest.json."""
+"""`tubelab prepare`: dataset tree -> index -> re-encoded Parquet shards + manifest.json, as Ray tasks.
+
+One Ray task per shard encodes its videos with PyAV and writes the shard straight to storage, so the
+work spreads over every CPU of the cluster. A rerun plans the same shards and skips those already
+complete and valid (their Parquet metadata carries the plan's key). Every problem (index lines that
+point nowhere, unreadable videos) goes to prepare_report.json; past `max_bad_fraction` the prepare
+fails and writes no manifest.
+"""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
+import ray
+from omegaconf import OmegaConf
+from tqdm import tqdm
+
+from tubelab import resources
 from tubelab.data import shards, storage
-from tubelab.data.pipeline import shard_url
 from tubelab.data.indexers import INDEXERS
+from tubelab.data.pipeline import shard_url
+from tubelab.data.records import DatasetIndex
+
+
+class PrepareError(RuntimeError):
+    """Too many bad videos: the message lists some and points at the full report."""
 
 
 def source_dir(cfg) -> Path:
@@ -23,32 +42,105 @@ def source_dir(cfg) -> Path:
     return generate(root, **ds.generator)
 
 
+def check_existing(cfg, out: str) -> dict | None:
+    """A complete prepare of the same dataset card at `out` (reused), or None; other shards there raise."""
+    try:
+        existing = shards.read_manifest(out, cfg.storage.get("endpoint_url"), check_format=False)
+    except shards.ManifestError:
+        return None
+    check_same_card(existing, cfg.dataset, out)
+    return existing
+
+
+def check_same_card(manifest: dict, dataset, url: str) -> None:
+    """Shards are reused only for the dataset config they were prepared from: a changed generator,
+    encode setting or split would otherwise be silently ignored."""
+    wanted = {"format": shards.FORMAT, "card": OmegaConf.to_container(dataset, resolve=True)}
+    found = {"format": manifest.get("format"), "card": manifest.get("card")}
+    if found == wanted:
+        return
+    diff = [k for k in set(wanted["card"]) | set(found["card"] or {})
+            if (found["card"] or {}).get(k) != wanted["card"].get(k)]
+    what = "format" if found["format"] != wanted["format"] else f"dataset keys {sorted(diff)}"
+    raise ValueError(f"{url} holds shards prepared with another {what} ({found['format']}, {found['card']}); "
+                     f"choose another `out=` / storage.url, or delete that folder to rebuild")
+
+
+def encode_sequential(plans: list[shards.ShardPlan], encode: dict, out: str, endpoint: str | None,
+                      progress: bool = False) -> list[dict]:
+    """In this process, one shard after another (tests and tiny datasets)."""
+    return [shards.build_shard(p, encode, out, endpoint) for p in tqdm(plans, desc="encode", disable=not progress)]
+
+
+def encode_on_ray(plans: list[shards.ShardPlan], encode: dict, out: str, endpoint: str | None,
+                  progress: bool = True) -> list[dict]:
+    """build_shard as Ray tasks across the cluster, with a progress bar over videos.
+
+    On the embedded Ray (more logical than physical CPUs, see resources.py) at most one task per core runs.
+    """
+    in_flight = max(int(ray.cluster_resources().get("CPU", 1)), 1)
+    if len(ray.nodes()) == 1:
+        in_flight = min(in_flight, os.cpu_count() or 1)
+    task = ray.remote(num_cpus=1, max_retries=2)(shards.build_shard)
+    pending, done, queue = [], [], list(plans)
+    bar = tqdm(total=sum(len(p.records) for p in plans), desc="encode", unit="video", disable=not progress)
+    while queue or pending:
+        while queue and len(pending) < in_flight:
+            pending.append(task.remote(queue.pop(0), encode, out, endpoint))
+        ready, pending = ray.wait(pending, num_returns=1)
+        summary = ray.get(ready[0])
+        done.append(summary)
+        bar.update(len(summary["rows"]) + len(summary["failures"]))
+    bar.close()
+    return done
+
+
+def shard_index(index: DatasetIndex, out: str, *, card: dict, shard_max_mb: float, max_bad_fraction: float,
+                endpoint: str | None = None, encoder=encode_sequential, progress: bool = False) -> dict:
+    """Plan, encode (with `encoder`), report, check the bad fraction, then write the manifest; returns it."""
+    started = time.monotonic()
+    name, encode = card["name"], dict(card["encode"])
+    plans = shards.plan_shards(index, name, card["shard_max_videos"], shard_max_mb)
+    summaries = encoder(plans, encode, out, endpoint, progress=progress)
+    problems = index.problems + [f for s in summaries for f in s["failures"]]
+    total = len(index.records) + len(index.problems)
+    written = sum(len(s["rows"]) for s in summaries)
+    bad_fraction = len(problems) / max(total, 1)
+    report = {"dataset": name, "videos_indexed": len(index.records), "videos_written": written,
+              "problems": problems, "bad_fraction": bad_fraction, "max_bad_fraction": max_bad_fraction,
+              "shards_reused": sum(s["reused"] for s in summaries),
+              "shards_written": sum(not s["reused"] for s in summaries),
+              "encode": encode, "seconds": round(time.monotonic() - started, 1)}
+    shards.write_json(out, shards.REPORT, report, endpoint)
+    report_url = storage.join(out, shards.REPORT)
+    print(f"prepare {name}: {written} videos in {len(plans)} shards ({report['shards_reused']} reused), "
+          f"{len(problems)} problem(s) ({100 * bad_fraction:.2f}% bad); report: {report_url}")
+    if written == 0:
+        raise PrepareError(f"dataset {name!r} has no readable videos; problems: {problems[:5]}; see {report_url}")
+    if bad_fraction > max_bad_fraction:
+        shown = "\n  ".join(problems[:10])
+        raise PrepareError(f"{len(problems)} of {total} videos are bad ({100 * bad_fraction:.2f}% > max_bad_fraction "
+                           f"{100 * max_bad_fraction:.2f}%), e.g.:\n  {shown}\nfix the dataset or raise "
+                           f"max_bad_fraction; the full list is in {report_url}")
+    manifest = shards.make_manifest(name, index, encode, summaries, card=card)
+    shards.write_json(out, shards.MANIFEST, manifest, endpoint)
+    return manifest
+
+
 def prepare(cfg, progress: bool = True) -> tuple[dict, str]:
-    """Build (or reuse) the shards of `cfg.dataset`; returns (manifest, shard URL)."""
+    """Build (or reuse) the shards of `cfg.dataset` with Ray tasks; returns (manifest, shard URL)."""
     ds = cfg.dataset
     out = storage.resolve(cfg.get("out") or shard_url(cfg, ds.name))
-    endpoint = cfg.storage.get("endpoint_url")
-    encode = dict(ds.encode)
-    try:
-        existing = shards.read_manifest(out, endpoint)
-    except shards.ManifestError:
-        existing = None
+    existing = check_existing(cfg, out)
     if existing is not None:
-        wanted = (shards.FORMAT, ds.name, encode)
-        found = (existing.get("format"), existing["dataset"], existing["encode"])
-        if found == wanted:
-            return existing, out
-        raise ValueError(
-            f"{out} already holds shards (format, dataset, encode) {found}, not {wanted}; "
-            f"choose another `out=` or delete that folder to rebuild"
-        )
+        return existing, out
     if ds.format not in INDEXERS:
         raise ValueError(f"dataset.format={ds.format!r} has no indexer; available: {', '.join(INDEXERS)}")
     index = INDEXERS[ds.format](source_dir(cfg), **ds.index)
-    for problem in index.problems:
-        print(f"prepare {ds.name}: {problem}")
-    manifest = shards.write_shards(index, out, dataset=ds.name, encode=encode, shard_max_videos=ds.shard_max_videos,
-                                   endpoint_url=endpoint, progress=progress)
+    resources.init_ray(cfg.resources)
+    manifest = shard_index(index, out, card=OmegaConf.to_container(ds, resolve=True), shard_max_mb=cfg.shard_max_mb,
+                           max_bad_fraction=cfg.max_bad_fraction, endpoint=cfg.storage.get("endpoint_url"),
+                           encoder=encode_on_ray, progress=progress)
     return manifest, out
 
 
@@ -57,17 +149,17 @@ def ensure_shards(cfg, name: str) -> str:
 
     Real datasets are never prepared implicitly: their missing shards raise with the command to run.
     """
-    from omegaconf import OmegaConf
-
     from tubelab import config
 
     url = shard_url(cfg, name)
-    endpoint = cfg.storage.get("endpoint_url")
+    prep = config.load("prepare", [f"dataset={name}"])
+    prep = OmegaConf.merge(prep, {"storage": cfg.storage, "home": cfg.home, "resources": cfg.resources})
+    if "dataset" in cfg and cfg.dataset.name == name:
+        prep.dataset = cfg.dataset  # with the caller's overrides (e.g. a smaller generator)
     try:
-        shards.read_manifest(url, endpoint)
+        check_same_card(shards.read_manifest(url, cfg.storage.get("endpoint_url")), prep.dataset, url)
         return url
     except shards.ManifestError:
-        prep = OmegaConf.merge(config.load("prepare", [f"dataset={name}"]), {"storage": cfg.storage, "home": cfg.home})
         if "generator" not in prep.dataset:
             raise
     print(f"preparing the {name} dataset shards at {url} (first use)")

@@ -150,6 +150,17 @@ class RankZeroLogger:
             self.logged = step
 
 
+def check_decode_failures(failure_log, videos: int, max_fraction: float) -> int:
+    """Videos that failed to decode so far (skipped, never replaced); past the threshold the run stops
+    with their ids."""
+    failed = ray.get(failure_log.get.remote())
+    if len(failed) > max_fraction * videos:
+        shown = "; ".join(f"{v}: {e}" for v, e in list(failed.items())[:10])
+        raise RuntimeError(f"{len(failed)} of {videos} videos failed to decode (> clip.max_failed_fraction "
+                           f"{max_fraction}): {shown}. Re-prepare the dataset or raise the threshold.")
+    return len(failed)
+
+
 def loop_config(cfg, **extra) -> dict:
     """What a train loop receives: the resolved config as plain data, plus extras (run ids, URIs)."""
     return {"cfg": OmegaConf.to_container(cfg, resolve=True), **extra}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import math
 
 import ray.train
 import torch
@@ -11,9 +13,12 @@ from omegaconf import OmegaConf
 from ray.train.torch import TorchTrainer
 
 from tubelab.data import storage
-from tubelab.data.pipeline import clip_dataset
+from tubelab.data.decode import FailureLog
+from tubelab.data.pipeline import clip_dataset, select_videos, shard_url, split_rows
+from tubelab.data.shards import read_manifest
 from tubelab.models import build_model
 from tubelab.models.checkpoint import load_backbone_state
+from tubelab.tracking import mlflow_runs
 from tubelab.training import common
 
 
@@ -29,13 +34,16 @@ def load_pretrained(model: torch.nn.Module, uri: str, endpoint_url: str | None =
 
 
 def evaluate(net: torch.nn.Module, dataset, batch_size: int, device: torch.device) -> dict[str, float]:
-    """Clip top-1 over the whole eval split (one centred clip per video)."""
+    """Top-1 over the whole eval split: softmax averaged over each video's clips (Video@1; with one
+    centred clip per video it is clip top-1)."""
     net.eval()
     correct = total = 0
     with torch.no_grad():
         for batch in dataset.iter_torch_batches(batch_size=batch_size):
-            logits = net(common.normalize(common.to_model_input(batch["clip"][:, 0], device)))
-            correct += (logits.argmax(1).cpu() == batch["label"]).sum().item()
+            clips = common.to_model_input(batch["clip"], device)  # (B, N, 3, T, H, W)
+            logits = net(common.normalize(clips.flatten(0, 1))).unflatten(0, clips.shape[:2])
+            probs = logits.softmax(dim=-1).mean(dim=1)
+            correct += (probs.argmax(1).cpu() == batch["label"]).sum().item()
             total += batch["label"].shape[0]
     return {"top1": 100.0 * correct / max(total, 1), "eval_videos": total}
 
@@ -76,7 +84,9 @@ def finetune_loop(config: dict) -> None:
             seen += y.shape[0]
             timer.step_done(y.shape[0] * world)
         metrics = {"loss": loss_sum / max(seen, 1), "train_top1": 100.0 * correct / max(seen, 1),
-                   **timer.summary()}
+                   **timer.summary(),
+                   "decode_failures": common.check_decode_failures(config["failure_log"], config["videos"],
+                                                                   s.clip.max_failed_fraction)}
         last = epoch + 1 == s.epochs
         if last and rank == 0:
             metrics.update(evaluate(net, ray.train.get_dataset_shard("eval"), s.batch_size, device))
@@ -89,15 +99,29 @@ def finetune_loop(config: dict) -> None:
 def run_finetune(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
     """Fine-tune `cfg.checkpoint` (or a random init) on `cfg.setting`; the result's metrics hold the score."""
     s = cfg.setting
-    train, manifest = clip_dataset(cfg, s.dataset, s.train_split, s.clip, mode="train", seed=cfg.seed)
-    evaluation, _ = clip_dataset(cfg, s.dataset, s.eval_split, s.clip, mode="eval", seed=cfg.seed)
+    ids = None
+    if s.budget is not None:
+        manifest = read_manifest(shard_url(cfg, s.dataset), cfg.storage.get("endpoint_url"))
+        per_class = math.ceil(s.budget / len(manifest["classes"]))
+        ids = select_videos(split_rows(cfg, s.dataset, s.train_split), per_class=per_class, seed=cfg.seed)
+        if run_id:
+            mlflow_runs.log_text(cfg, run_id, json.dumps({"budget": s.budget, "per_class": per_class,
+                                                          "seed": cfg.seed, "ids": ids}),
+                                 f"data/{s.id}_train_videos.json")
+    failure_log = FailureLog.remote()
+    train, manifest = clip_dataset(cfg, s.dataset, s.train_split, s.clip, mode="train", seed=cfg.seed,
+                                   video_ids=ids, failures=failure_log)
+    evaluation, _ = clip_dataset(cfg, s.dataset, s.eval_split, s.clip, mode="eval", seed=cfg.seed,
+                                 failures=failure_log)
+    videos = len(ids) if ids is not None else manifest["splits"][s.train_split]["videos"]
     needed = s.batch_size * cfg.resources.train_workers
-    if manifest["splits"][s.train_split]["videos"] < needed:
-        raise ValueError(f"setting {s.id}: the {s.train_split} split cannot fill one step of {needed} clips; "
+    if videos * s.clip.clips_per_video < needed:
+        raise ValueError(f"setting {s.id}: {videos} {s.train_split} videos cannot fill one step of {needed} clips; "
                          f"lower setting.batch_size or resources.train_workers")
     trainer = TorchTrainer(
         finetune_loop,
-        train_loop_config=common.loop_config(cfg, run_id=run_id, num_classes=len(manifest["classes"])),
+        train_loop_config=common.loop_config(cfg, run_id=run_id, num_classes=len(manifest["classes"]),
+                                             failure_log=failure_log, videos=videos),
         scaling_config=common.scaling_config(cfg.resources),
         run_config=common.run_config(cfg, name, num_to_keep=1),
         datasets={"train": train, "eval": evaluation},

@@ -8,14 +8,18 @@ mode the decoder emits two clips per video and those form the pair.
 
 from __future__ import annotations
 
+import json
+
 import ray.train
 import torch
 from omegaconf import OmegaConf
 from ray.train.torch import TorchTrainer
 
-from tubelab.data.pipeline import clip_dataset
+from tubelab.data.decode import FailureLog
+from tubelab.data.pipeline import clip_dataset, select_videos, split_rows
 from tubelab.models import build_model
 from tubelab.objectives.moco import MoCo
+from tubelab.tracking import mlflow_runs
 from tubelab.training import common
 from tubelab.training.augment import colour_jitter
 from tubelab.training.preview import log_preview
@@ -101,7 +105,9 @@ def pretrain_loop(config: dict) -> None:
             raise RuntimeError(f"worker {rank} got no full batch of {p.batch_size}: the split is too small for "
                                f"{world} workers x batch_size {p.batch_size}")
         metrics = {"loss": loss_sum / steps, "contrast_acc": acc_sum / steps, "lr": lr, "epoch": epoch,
-                   "steps": steps, **timer.summary()}
+                   "steps": steps, **timer.summary(),
+                   "decode_failures": common.check_decode_failures(config["failure_log"], config["videos"],
+                                                                   p.clip.max_failed_fraction)}
         if device.type == "cuda":
             metrics["peak_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
         logger.log({k: v for k, v in metrics.items() if k != "epoch"}, epoch)
@@ -113,9 +119,8 @@ def pretrain_loop(config: dict) -> None:
         common.report(metrics, rank, state)
 
 
-def check_pretrain_config(cfg, manifest: dict) -> None:
+def check_pretrain_config(cfg, videos: int) -> None:
     p = cfg.pretrain
-    videos = manifest["splits"][p.split]["videos"]
     per_step = p.batch_size * cfg.resources.train_workers
     if p.batch_size < 2:
         raise ValueError("pretrain.batch_size must be >= 2: tubelet pairs take their key clip from another row")
@@ -135,13 +140,21 @@ def check_pretrain_config(cfg, manifest: dict) -> None:
 def run_pretrain(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
     """Fit one pretraining run; rerunning with the same name resumes from its last checkpoint."""
     p = cfg.pretrain
+    ids = None
+    if p.data_fraction < 1:
+        ids = select_videos(split_rows(cfg, cfg.dataset.name, p.split), fraction=p.data_fraction, seed=cfg.seed)
+        if run_id:
+            mlflow_runs.log_text(cfg, run_id, json.dumps({"fraction": p.data_fraction, "seed": cfg.seed, "ids": ids}),
+                                 "data/pretrain_videos.json")
+    failure_log = FailureLog.remote()
     clips_per_row = 2 if cfg.tubelet.mode == "video_contrast" else 1
     ds, manifest = clip_dataset(cfg, cfg.dataset.name, p.split, p.clip, mode="train", clips_per_row=clips_per_row,
-                                seed=cfg.seed)
-    check_pretrain_config(cfg, manifest)
+                                seed=cfg.seed, video_ids=ids, failures=failure_log)
+    videos = len(ids) if ids is not None else manifest["splits"][p.split]["videos"]
+    check_pretrain_config(cfg, videos)
     trainer = TorchTrainer(
         pretrain_loop,
-        train_loop_config=common.loop_config(cfg, run_id=run_id),
+        train_loop_config=common.loop_config(cfg, run_id=run_id, failure_log=failure_log, videos=videos),
         scaling_config=common.scaling_config(cfg.resources),
         run_config=common.run_config(cfg, name, num_to_keep=p.num_to_keep),
         datasets={"train": ds},

@@ -84,20 +84,26 @@ def paste(a, b, p):
     offset = offset - slope * center[..., :1] - rise * center[..., 1:]
     scale = torch.tensor([2.0 / W, 2.0 / (B * N * (H + 2))], device=dev)
     frame = torch.cat([slope * scale, rise * scale, offset * scale - 1, p["opacity"].unsqueeze(-1)], -1)
-    frame = frame.transpose(0, 1).reshape(N, B * T, 7)  # per slot: 7 constants per clip and frame
+    frame = frame.permute(1, 3, 0, 2).reshape(N, 7, B * T)  # per slot: 7 constants per clip and frame
 
     # Per row (N, B * T * H): the run widened to words, from word wfirst of the row, nwords long.
-    first, count = first.transpose(0, 1).reshape(N, -1), count.transpose(0, 1).reshape(N, -1)
+    # Word counts and offsets fit int32 unless a clip tensor has 2^31 words.
+    ids = torch.int32 if B * C * plane < 2**31 else torch.long
+    first, count = first.transpose(0, 1).reshape(N, -1).to(ids), count.transpose(0, 1).reshape(N, -1).to(ids)
     last = first + count - 1
     wfirst = first >> log_k
     nwords = torch.where(count > 0, (last >> log_k) - wfirst + 1, 0)
-    ends = nwords.view(N, B, T * H).sum(-1).cumsum(-1)  # (N, B): words up to the end of each clip
-    shift = wfirst - (nwords.cumsum(-1) - nwords)  # word i of a row is at word i + shift of its row
-    bt = torch.arange(B * T, device=dev).repeat_interleave(H)
-    y = torch.arange(H, device=dev).repeat(B * T)
+    ends = nwords.view(N, B, T * H).sum(-1, dtype=torch.long).cumsum(-1)  # (N, B): words to each clip's end
+    # Word i of the slot lies on row r = row[i]; with o = the words before r, its index in channel 0 of
+    # its clip is i + start[r], its first pixel x0 = i * k + x[r], and the run's pixels are its lanes
+    # lo..hi = first[r] - x0 .. last[r] - x0.
+    before = (nwords.cumsum(-1, dtype=ids) - nwords)
+    x = (wfirst - before) << log_k
     row_word = ((torch.arange(B, device=dev).view(B, 1) * (C * plane) + torch.arange(T, device=dev) * (H * W // k))
-                .unsqueeze(-1) + torch.arange(H, device=dev) * (W // k)).view(-1)  # channel 0, x = 0
-    rows = torch.stack([shift, shift + row_word, first, last, bt.expand(N, -1), y.expand(N, -1)], -1)  # (N, R, 6)
+                .unsqueeze(-1) + torch.arange(H, device=dev) * (W // k)).view(-1).to(ids)  # channel 0, x = 0
+    bt = torch.arange(B * T, device=dev, dtype=ids).repeat_interleave(H).expand(N, -1)
+    y = torch.arange(H, device=dev, dtype=ids).repeat(B * T).expand(N, -1)
+    rows = torch.stack([wfirst - before + row_word, x, first - x, last - x, bt, y], 1)  # (N, 6, R)
     ends = ends.tolist()  # the one host sync
 
     slots = []
@@ -106,20 +112,23 @@ def paste(a, b, p):
         if total == 0:
             slots.append(None)
             continue
-        # Expand rows to words: word i lies on row `row[i]`.
-        ints = rows[n].index_select(0, torch.repeat_interleave(nwords[n], output_size=total))  # (words, 6)
-        at = torch.arange(total, device=dev)
-        x0 = (ints[:, 0] + at) << log_k  # first pixel of each word
-        start = ints[:, 1] + at  # the word's index in channel 0 of its clip
-        # The run's lanes lo..hi of each word, as a row of the lane-mask table.
-        lanes = (ints[:, 2] - x0).clamp_(0, k).mul_(k + 1).add_((ints[:, 3] - x0).clamp_(-1, k - 1)).add_(1)
-        v = frame[n].index_select(0, ints[:, 4]).t()  # (7, words)
+        row = torch.repeat_interleave(nwords[n], output_size=total)
+        start, x0, lo, hi, frame_of, row_y = (column.index_select(0, row) for column in rows[n])
+        at = torch.arange(total, device=dev, dtype=ids)
+        start += at
+        at <<= log_k
+        x0 += at
+        lo -= at
+        hi -= at
+        lanes = lo.clamp_(0, k).mul_(k + 1).add_(hi.clamp_(-1, k - 1)).add_(1)  # a row of the lane-mask table
+        v = [column.index_select(0, frame_of) for column in frame[n]]  # 7 x (words,)
         # Atlas position of lane j of a word: base + j * slope, base = offset + slope x0' + rise y'.
         coef = torch.empty((4, total), device=dev)
-        torch.addcmul(v[4:6], v[0:2], x0.to(f32).add_(0.5), out=coef[:2])
-        coef[:2].addcmul_(v[2:4], ints[:, 5].to(f32).add_(0.5))
-        coef[2:] = v[0:2]
-        slots.append((coef, lanes, v[6].contiguous(), start))
+        x0, row_y = x0.to(f32).add_(0.5), row_y.to(f32).add_(0.5)
+        for i in range(2):
+            torch.addcmul(v[4 + i], v[i], x0, out=coef[i]).addcmul_(v[2 + i], row_y)
+            coef[2 + i] = v[i]
+        slots.append((coef, lanes, v[6], start.long()))  # index_copy_ takes int64
 
     # Clip by clip (a few at a time): copy the inputs, then paste each slot's words into the copies
     # while they are still in cache.
@@ -174,7 +183,7 @@ class _Shared:
         keep = torch.sub(self.one, alpha, out=_scratch("keep", (P,), f32, dev))
         patch = torch.addcmul(self.rounding, rgba[:C], alpha, out=rgba[:C])
         # Both clips: gather their words, mix in float32, round once, scatter back.
-        index = torch.add(self.channel, start, out=_scratch("index", (C, count), torch.long, dev)).view(-1)
+        index = torch.add(self.channel, start, out=_scratch("index", (C, count), start.dtype, dev)).view(-1)
         gathered = _scratch("gathered", (2, C * count), self.word, dev)
         for i in range(2):
             torch.index_select(self.words[i], 0, index, out=gathered[i])
@@ -194,11 +203,15 @@ def _atlas(a, p):
     N = p["source_frame"].shape[1]
     dev = a.device
     atlas = _scratch("atlas", (C + 1, B * N, H + 2, W), torch.float32, dev)
-    clip = torch.arange(B, device=dev).view(1, B, 1) * C + torch.arange(C, device=dev).view(C, 1, 1)
-    frames = ((clip * T) + p["source_frame"]).view(-1)  # (C, B, N) rows of a viewed as (B * C * T, H * W)
-    source = torch.index_select(a.reshape(B * C * T, H * W), 0, frames,
-                                out=_scratch("source", (C * B * N, H * W), a.dtype, dev))
-    atlas[:C, :, 1:-1] = source.view(C, B * N, H, W)
+    if a.is_contiguous():  # rows (c, b, n) of a viewed as (B * C * T, H * W), in one gather
+        frames = ((torch.arange(B, device=dev).view(1, B, 1) * C + torch.arange(C, device=dev).view(C, 1, 1)) * T
+                  + p["source_frame"]).view(-1)
+        source = torch.index_select(a.view(B * C * T, H * W), 0, frames,
+                                    out=_scratch("source", (C * B * N, H * W), a.dtype, dev)).view(C, B * N, H, W)
+    else:
+        source = a.transpose(1, 2)[torch.arange(B, device=dev).unsqueeze(1), p["source_frame"]]
+        source = source.view(B * N, C, H, W).transpose(0, 1)
+    atlas[:C, :, 1:-1] = source
     _mask_image(atlas[C, :, 1:-1], p["source_center"].view(-1, 2), p["source_size"].view(-1, 2),
                 p["mask"].view(-1), p["edge"].view(-1))
     atlas[:, :, 0], atlas[:, :, -1] = atlas[:, :, 1], atlas[:, :, -2]
@@ -248,15 +261,19 @@ def _inverse_patch_matrix(angle, shear):
 def runs(G, center, active, y, width):
     """First pixel and length (..., H) of the run of pixels each row has inside the patch box.
 
-    On a row, u_i = G[i, 0] * (x - cx) + G[i, 1] * (y - cy) is linear in x, so |u_i| <= 1 is an
-    interval of x; the run is the intersection of both intervals with the frame's pixel centres.
+    On a row, u_i = G[i, 0] * (x - cx) + G[i, 1] * (y - cy) is linear in x, so |u_i| <= 1 is the
+    interval x - cx = -(G[i, 1] / G[i, 0]) (y - cy) +- 1 / |G[i, 0]|; the run is the intersection of
+    both intervals with the frame's pixel centres (pixel x has its centre at x + 0.5).
     """
-    g = G[..., 0].unsqueeze(-1)  # (..., 2, 1): d u_i / dx
+    g = G[..., 0]  # (..., 2): d u_i / dx
     g = torch.where(g.abs() < 1e-9, torch.full_like(g, 1e-9), g)  # u_i constant on the row: all or none
-    offset = G[..., 1].unsqueeze(-1) * (y - center[..., 1:]).unsqueeze(-2)  # (..., 2, H)
-    e0, e1 = (-1 - offset) / g, (1 - offset) / g
-    low = torch.minimum(e0, e1).amax(-2) + center[..., :1]  # (..., H) in x
-    high = torch.maximum(e0, e1).amin(-2) + center[..., :1]
-    first = torch.ceil(low - 0.5).clamp(0, width).long()  # pixel x has its centre at x + 0.5
-    last = torch.floor(high - 0.5).clamp(-1, width - 1).long()
-    return first, (last - first + 1).clamp(min=0) * active.unsqueeze(-1)
+    slope, half = -G[..., 1] / g, 1 / g.abs()
+    dy = y - center[..., 1:]  # (..., H)
+    base = center[..., :1] - 0.5
+    low = torch.maximum(torch.addcmul((base - half[..., :1]), slope[..., :1], dy),
+                        torch.addcmul((base - half[..., 1:]), slope[..., 1:], dy))
+    high = torch.minimum(torch.addcmul((base + half[..., :1]), slope[..., :1], dy),
+                         torch.addcmul((base + half[..., 1:]), slope[..., 1:], dy))
+    first = low.ceil_().clamp_(0, width).long()
+    last = high.floor_().clamp_(-1, width - 1).long()
+    return first, (last - first + 1).clamp_(min=0) * active.unsqueeze(-1)

@@ -17,10 +17,10 @@ Centres are continuous pixel coordinates (x, y) with pixel edges at integers, in
   tubelets) the speed is reduced until it fits; the start is drawn so that the whole line is inside.
 """
 
+import functools
 import math
 
 import torch
-import torch.nn.functional as F
 
 from .draws import uniform
 
@@ -29,14 +29,26 @@ NONLINEAR_SIGMA = 8.0
 
 
 def gaussian_smooth(x, sigma):
-    """1-D Gaussian filter along the last axis, like scipy.ndimage.gaussian_filter1d(mode='reflect')."""
-    n, radius = x.shape[-1], int(4 * sigma + 0.5)
-    taps = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    """1-D Gaussian filter along the last axis, like scipy.ndimage.gaussian_filter1d(mode='reflect').
+
+    The filter is linear, so it is one matrix product with the (n, n) matrix that smooths unit vectors
+    (built once per length, sigma, dtype and device).
+    """
+    return x @ _smoothing_matrix(x.shape[-1], float(sigma), x.dtype, x.device)
+
+
+@functools.lru_cache(maxsize=16)
+def _smoothing_matrix(n, sigma, dtype, device):
+    radius = int(4 * sigma + 0.5)
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
     kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    idx = torch.arange(-radius, n + radius, device=x.device) % (2 * n)
-    idx = torch.where(idx >= n, 2 * n - 1 - idx, idx)  # half-sample symmetric extension
-    padded = x[..., idx].reshape(-1, 1, n + 2 * radius)
-    return F.conv1d(padded, (kernel / kernel.sum()).view(1, 1, -1)).view(x.shape)
+    kernel /= kernel.sum()
+    src = (torch.arange(n).view(-1, 1) + torch.arange(-radius, radius + 1)) % (2 * n)  # (output, tap)
+    src = torch.where(src >= n, 2 * n - 1 - src, src)  # half-sample symmetric extension
+    matrix = torch.zeros(n, n, dtype=torch.float64)
+    out = torch.arange(n).view(-1, 1).expand_as(src)
+    matrix.index_put_((src.reshape(-1), out.reshape(-1)), kernel.repeat(n), accumulate=True)
+    return matrix.to(dtype=dtype, device=device)
 
 
 def sample_centers(generator, cfg, size, length, height, width):

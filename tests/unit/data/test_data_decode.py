@@ -4,8 +4,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tubelab.data.decode import ClipDecoder, crop_box, decode_frames, sample_indices, video_key
-from tubelab.data.shards import shard_paths, write_shards
+from tubelab.data.decode import ClipDecoder, crop_box, sample_indices, video_key
+from tubelab.data.decoders import read_frames
+from tubelab.data.prepare import shard_index
+from tubelab.data.shards import shard_paths
 from tubelab.data.synthetic import generate
 from tubelab.data.indexers.ucf101 import index_ucf101
 
@@ -18,8 +20,8 @@ def batch(tmp_path_factory):
     root = generate(tmp_path_factory.mktemp("src"), train_per_class=1, test_per_class=1, num_frames=FRAMES,
                     width=W, height=H, classes=["MoveRight", "Spin"], progress=False)
     url = str(tmp_path_factory.mktemp("shards"))
-    manifest = write_shards(index_ucf101(root), url, dataset="tiny", shard_max_videos=8, progress=False,
-                            encode={"short_side": H, "fps": 16, "gop": 4, "crf": 23})
+    card = {"name": "tiny", "shard_max_videos": 8, "encode": {"short_side": H, "fps": 16, "gop": 4, "crf": 23}}
+    manifest = shard_index(index_ucf101(root), url, card=card, shard_max_mb=256, max_bad_fraction=0.0)
     table = pq.read_table(shard_paths(manifest, url, "train")[0], columns=COLUMNS)
     out = {name: table[name].to_numpy(zero_copy_only=False) for name in COLUMNS}  # batch_format="numpy"
     assert out["video"].dtype == object and len(out["video"]) == 2
@@ -27,7 +29,7 @@ def batch(tmp_path_factory):
 
 
 def full(batch, i):
-    return decode_frames(batch["video"][i], np.arange(int(batch["num_frames"][i])))
+    return read_frames(batch["video"][i], np.arange(int(batch["num_frames"][i])))
 
 
 # --- sample_indices ---------------------------------------------------------------------------------------------
@@ -96,15 +98,57 @@ def test_video_key_stable_and_distinct(batch):
 
 
 def test_eval_is_the_centred_clip_and_deterministic(batch):
-    decoder = ClipDecoder(frames=4, strides=[3, 1], crop=32, clips_per_row=2, flip=True, mode="eval")
+    decoder = ClipDecoder(frames=4, strides=[3, 1], crop=32, flip=True, mode="eval")
     out = decoder(batch)["clip"]
+    assert out.shape == (2, 1, 4, 32, 32, 3)
     assert np.array_equal(out, decoder(batch)["clip"])
-    assert np.array_equal(out, ClipDecoder(frames=4, strides=[3, 1], crop=32, clips_per_row=2, mode="eval")(batch)["clip"])
+    assert np.array_equal(out, ClipDecoder(frames=4, strides=[3, 1], crop=32, mode="eval")(batch)["clip"])
     for i in range(2):
         idx = sample_indices(FRAMES, 4, 3, None)  # the first stride, centred: frames 7, 10, 13, 16
         assert idx.tolist() == [7, 10, 13, 16]
         expected = full(batch, i)[idx][:, 8:40, 16:48]  # centre crop, never flipped in eval
-        assert np.array_equal(out[i, 0], expected) and np.array_equal(out[i, 1], expected)
+        assert np.array_equal(out[i, 0], expected)
+
+
+def test_eval_clips_are_spread_evenly_over_the_video(batch):
+    out = ClipDecoder(frames=4, strides=[3], crop=32, mode="eval", eval_clips=3)(batch)["clip"]
+    assert out.shape == (2, 3, 4, 32, 32, 3)
+    span = 3 * 3 + 1  # 4 frames at stride 3
+    for k, start in enumerate([0, (FRAMES - span) // 2, FRAMES - span]):  # first, middle, last
+        expected = full(batch, 0)[start + 3 * np.arange(4)][:, 8:40, 16:48]
+        assert np.array_equal(out[0, k], expected)
+
+
+def test_jitter_keeps_frames_in_order_within_the_span():
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):
+        idx = sample_indices(64, 8, 4, rng, jitter=True)
+        assert (np.diff(idx) >= 0).all() and idx[-1] - idx[0] <= 7 * 4
+        seen.add(tuple(np.diff(idx)))
+    assert len(seen) > 10  # the spacing really varies
+    assert np.array_equal(np.diff(sample_indices(64, 8, 4, rng)), [4] * 7)  # no jitter: exact stride
+
+
+def test_undecodable_videos_are_skipped_and_reported(batch):
+    import ray
+
+    from tubelab.data.decode import FailureLog
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=1, include_dashboard=False)
+    log = FailureLog.remote()
+    broken = {k: v.copy() for k, v in batch.items()}
+    broken["video"][0] = b"\x00" * 100
+    out = ClipDecoder(frames=4, strides=[1], crop=32, rows_per_video=2, failures=log)(broken)
+    assert out["clip"].shape[0] == 2  # the other video's two rows; nothing substituted for the broken one
+    assert (out["video_key"] == video_key(str(batch["video_id"][1]))).all()
+    assert list(ray.get(log.get.remote())) == [str(batch["video_id"][0])]
+    with pytest.raises(Exception, match="decord"):
+        ClipDecoder(frames=4, strides=[1], crop=32)(broken)  # without a log the error propagates
+    if started:
+        ray.shutdown()
 
 
 def replay(batch, rng, frames, strides, crop, flip):

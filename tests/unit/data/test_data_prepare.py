@@ -1,5 +1,6 @@
 """`tubelab prepare` end to end on small real data: generate, shard, reuse, refuse other settings, ensure_shards."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -46,7 +47,10 @@ def test_prepare_generates_and_shards_under_home(prepared, home):
     assert manifest["splits"]["train"]["videos"] == 2 * len(CLASSES)
     assert manifest["splits"]["test"]["videos"] == len(CLASSES)
     assert manifest["splits"]["train"]["per_class"] == [2] * len(CLASSES)
-    assert manifest["splits"]["train"]["min_frames"] == 24 and manifest["problems"] == []
+    assert manifest["splits"]["train"]["min_frames"] == 24
+    assert manifest["card"]["generator"]["train_per_class"] == 2  # the dataset config it was prepared from
+    report = json.loads((Path(url) / "prepare_report.json").read_text())
+    assert report["problems"] == [] and report["videos_written"] == 3 * len(CLASSES)
     assert shards.read_manifest(url) == manifest
     for split in ("train", "test"):
         assert all(Path(p).is_file() for p in shards.shard_paths(manifest, url, split))
@@ -64,10 +68,10 @@ def test_other_encode_settings_in_the_same_folder_raise(prepared):
     cfg, manifest, url = prepared
     before = stamps(url)
     other = config.load("prepare", [*SMALL, "dataset.encode.crf=30", f"out={url}"])
-    with pytest.raises(ValueError, match=r"already holds shards \(format, dataset, encode\) .*'crf': 23.*, not .*'crf': 30") as e:
+    with pytest.raises(ValueError, match=r"holds shards prepared with another dataset keys \['encode'\]") as e:
         prepare(other, progress=False)
-    assert "'crf': 23" in str(e.value) and "'crf': 30" in str(e.value)
-    assert "choose another `out=` or delete that folder to rebuild" in str(e.value)
+    assert "'crf': 23" in str(e.value)
+    assert "choose another `out=` / storage.url, or delete that folder to rebuild" in str(e.value)
     assert stamps(url) == before and shards.read_manifest(url) == manifest
 
 

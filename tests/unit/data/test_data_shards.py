@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tubelab.data import shards, storage
-from tubelab.data.shards import SCHEMA, ManifestError, content_hash, read_manifest, shard_paths, write_shards
+from tubelab.data.prepare import PrepareError, shard_index
+from tubelab.data.shards import SCHEMA, ManifestError, content_hash, read_manifest, shard_paths
 from tubelab.data.synthetic import generate
 from tubelab.data.indexers.ucf101 import index_ucf101
 from tubelab.data.records import DatasetIndex
@@ -29,8 +30,9 @@ def index(tmp_path_factory):
     return index_ucf101(root)
 
 
-def write(index, url, encode=ENCODE, **kwargs):
-    return write_shards(index, str(url), dataset="tiny", encode=encode, shard_max_videos=4, progress=False, **kwargs)
+def write(index, url, encode=ENCODE, max_bad_fraction=0.5):
+    card = {"name": "tiny", "encode": encode, "shard_max_videos": 4}
+    return shard_index(index, str(url), card=card, shard_max_mb=256, max_bad_fraction=max_bad_fraction)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,8 @@ def tables(manifest, url, split):
 def test_manifest(built, index):
     manifest, url = built
     assert manifest["format"] == shards.FORMAT and manifest["dataset"] == "tiny"
-    assert manifest["classes"] == CLASSES and manifest["encode"] == ENCODE and manifest["problems"] == []
+    assert manifest["classes"] == CLASSES and manifest["encode"] == ENCODE and manifest["task"] == "single_label"
+    assert manifest["card"] == {"name": "tiny", "encode": ENCODE, "shard_max_videos": 4}
     assert manifest["splits"] == {
         "train": {"videos": 9, "shards": ["train-00000.parquet", "train-00001.parquet", "train-00002.parquet"],
                   "per_class": [TRAIN] * 3, "min_frames": FRAMES},
@@ -55,7 +58,10 @@ def test_manifest(built, index):
     assert re.fullmatch(r"[0-9a-f]{64}", manifest["content_hash"])
     assert json.loads((url / "manifest.json").read_text()) == manifest == read_manifest(str(url))
     assert sorted(p.name for p in url.iterdir()) == sorted(  # nothing else: no temporary files left
-        ["manifest.json", "test-00000.parquet", "train-00000.parquet", "train-00001.parquet", "train-00002.parquet"])
+        ["manifest.json", "prepare_report.json", "test-00000.parquet", "train-00000.parquet", "train-00001.parquet",
+         "train-00002.parquet"])
+    report = json.loads((url / "prepare_report.json").read_text())
+    assert report["problems"] == [] and report["videos_written"] == 12 and report["shards_written"] == 4
 
 
 def test_min_frames_follows_the_encode_fps(index, tmp_path):
@@ -109,12 +115,18 @@ def test_content_hash_identifies_the_data(built, index, tmp_path):
     assert write(index, tmp_path / "crf", encode={**ENCODE, "crf": 30})["content_hash"] != manifest["content_hash"]
 
 
+def row(video_id, label, sha, labels=(), count=None):
+    return {"video_id": video_id, "label": label, "labels": list(labels), "count": count, "source_sha256": sha}
+
+
 def test_content_hash_function():
-    rows = {"train-00000.parquet": [("a/1.mp4", 0, "aa"), ("b/1.mp4", 1, "bb")]}
+    rows = {"train-00000.parquet": [row("a/1.mp4", 0, "aa"), row("b/1.mp4", 1, "bb")]}
     h = content_hash(ENCODE, rows)
     assert h == content_hash(dict(reversed(list(ENCODE.items()))), rows)  # key order does not matter
     assert h != content_hash({**ENCODE, "gop": 8}, rows)
-    assert h != content_hash(ENCODE, {"train-00000.parquet": [("a/1.mp4", 0, "aa"), ("b/1.mp4", 1, "cc")]})
+    assert h != content_hash(ENCODE, {"train-00000.parquet": [row("a/1.mp4", 0, "aa"), row("b/1.mp4", 1, "cc")]})
+    assert h != content_hash(ENCODE, {"train-00000.parquet": [row("a/1.mp4", -1, "aa", labels=[3]), rows["train-00000.parquet"][1]]})
+    assert h != content_hash(ENCODE, {"train-00000.parquet": [row("a/1.mp4", 0, "aa", count=3.0), rows["train-00000.parquet"][1]]})
     assert h != content_hash(ENCODE, {"train-00001.parquet": rows["train-00000.parquet"]})
     assert h != content_hash(ENCODE, {"train-00000.parquet": rows["train-00000.parquet"][::-1]})
 
@@ -139,15 +151,45 @@ def test_shard_paths(built):
 
 def test_empty_index_raises(tmp_path):
     index = DatasetIndex(["A"], [], problems=["trainlist01.txt:1: A/x.avi does not exist"])
-    with pytest.raises(ManifestError, match=r"no readable videos.*A/x.avi does not exist"):
+    with pytest.raises(PrepareError, match=r"no readable videos.*A/x.avi does not exist"):
         write(index, tmp_path / "empty")
     assert not (tmp_path / "empty" / "manifest.json").exists()
 
 
-def test_problems_are_kept_in_the_manifest(index, tmp_path):
+def test_problems_are_reported_and_fail_past_the_threshold(index, tmp_path):
     few = DatasetIndex(index.classes, index.records[:2], problems=["testlist01.txt:3: class 'Jump' is not in ..."])
-    manifest = write(few, tmp_path / "few")
-    assert manifest["problems"] == few.problems and read_manifest(str(tmp_path / "few"))["problems"] == few.problems
+    write(few, tmp_path / "few")  # 1 bad of 3 < 0.5
+    report = json.loads((tmp_path / "few" / "prepare_report.json").read_text())
+    assert report["problems"] == few.problems and report["bad_fraction"] == pytest.approx(1 / 3)
+    with pytest.raises(PrepareError, match=r"(?s)1 of 3 videos are bad \(33.33% > max_bad_fraction 10.00%\).*Jump"):
+        write(few, tmp_path / "strict", max_bad_fraction=0.1)
+    assert not (tmp_path / "strict" / "manifest.json").exists()  # no manifest: the shards are not usable
+    assert (tmp_path / "strict" / "prepare_report.json").exists()
+
+
+def test_undecodable_videos_are_reported_not_silently_dropped(index, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all" * 10)
+    bad = dataclasses.replace(index.records[0], video_id="bad/broken.mp4", path=str(broken))
+    manifest = write(DatasetIndex(index.classes, [*index.records, bad]), tmp_path / "withbad")
+    report = json.loads((tmp_path / "withbad" / "prepare_report.json").read_text())
+    assert len(report["problems"]) == 1 and report["problems"][0].startswith("bad/broken.mp4: cannot be decoded")
+    assert sum(v["videos"] for v in manifest["splits"].values()) == len(index.records)
+
+
+def test_rerun_skips_complete_shards_and_redoes_damaged_ones(index, tmp_path):
+    url = tmp_path / "resume"
+    write(index, url)
+    first = {p.name: p.stat().st_mtime_ns for p in url.glob("*.parquet")}
+    (url / "manifest.json").unlink()  # an interrupted prepare: shards without a manifest
+    (url / "train-00001.parquet").write_bytes(b"PAR1 truncated")
+    again = write(index, url)
+    report = json.loads((url / "prepare_report.json").read_text())
+    assert (report["shards_reused"], report["shards_written"]) == (3, 1)
+    assert {p.name: p.stat().st_mtime_ns for p in url.glob("*.parquet") if p.name != "train-00001.parquet"} == {
+        k: v for k, v in first.items() if k != "train-00001.parquet"}
+    assert pq.read_table(url / "train-00001.parquet").num_rows == 4
+    assert again["splits"]["train"]["videos"] == 9
 
 
 def test_memory_fsspec_url(built, index):

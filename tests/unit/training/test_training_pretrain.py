@@ -31,10 +31,6 @@ def test_make_pair_modes():
     assert torch.equal(q, clips[:, 0]) and torch.equal(k, clips[:, 1]) and params == {}
 
 
-def manifest(videos):
-    return {"splits": {"train": {"videos": videos}}}
-
-
 @pytest.mark.parametrize("overrides,videos,message", [
     (["pretrain.batch_size=1"], 240, "batch_size must be >= 2"),
     ([], 20, "cannot fill one step"),
@@ -43,7 +39,7 @@ def manifest(videos):
 ])
 def test_pretrain_config_checks(overrides, videos, message):
     with pytest.raises(ValueError, match=message):
-        check_pretrain_config(config.load("pretrain", overrides), manifest(videos))
+        check_pretrain_config(config.load("pretrain", overrides), videos)
 
 
 def test_cosine_and_normalize():
