@@ -18,7 +18,9 @@ measurement alike; each figure is the median over rounds:
   with the project's settings (crf 23, veryfast, GOP 8, no B-frames); clip starts are random, stride 1
   (and, for the record, the paper's strides 1-4).
 Both baselines get their parameters drawn ahead of time (not timed); the batched figure includes its
-parameter draw. CPU work runs on one thread (torch.set_num_threads(1)) for a per-core comparison.
+parameter draw, which is also timed on its own (tubelab.tubelets.params.sample_params for the batch)
+to split the engine into drawing and pasting. CPU work runs on one thread (torch.set_num_threads(1))
+for a per-core comparison.
 """
 
 import argparse
@@ -201,6 +203,7 @@ def main():
         "reference": (lambda picks: [released_pair(a[i].numpy(), b[i].numpy(), pairs[i]) for i in picks], per_round),
         "fused_reference": (lambda picks: [reference_paste(a[i].numpy(), b[i].numpy(), pairs[i]) for i in picks],
                             per_round),
+        "sample": (lambda _: sample_params(generator, cfg, args.batch, FRAMES, SIZE, SIZE), args.batch),
         "decode": (lambda _: [decode_clip(video, rng, [1]) for _ in range(per_round)], per_round),
         "decode_paper_strides": (lambda _: [decode_clip(video, rng, [1, 2, 3, 4]) for _ in range(per_round)],
                                  per_round),
@@ -220,6 +223,9 @@ def main():
     result = {
         "batched_pairs_per_s": 1 / per_item["batched"],
         "batched_pairs_per_s_back_to_back": 1 / per_item["batched_warm"],
+        "batched_ms_per_pair": per_item["batched"] * 1e3,
+        "sample_ms_per_pair": per_item["sample"] * 1e3,
+        "decode_ms_per_clip": per_item["decode"] * 1e3,
         "reference_pairs_per_s": 1 / per_item["reference"],
         "fused_reference_pairs_per_s": 1 / per_item["fused_reference"],
         "decode_clips_per_s": 1 / per_item["decode"],
@@ -243,6 +249,7 @@ def main():
           f"{result['rounds']} rounds")
     print(f"batched          {result['batched_pairs_per_s']:8.1f} pairs/s  "
           f"({per_item['batched'] * 1e3:.2f} ms/pair; back to back {per_item['batched_warm'] * 1e3:.2f} ms/pair)")
+    print(f"  of which draw  {per_item['sample'] * 1e3:8.3f} ms/pair (sample_params alone)")
     print(f"reference        {result['reference_pairs_per_s']:8.1f} pairs/s  "
           f"({per_item['reference'] * 1e3:.2f} ms/pair)  speedup {result['speedup_vs_reference']:.1f}x")
     print(f"fused reference  {result['fused_reference_pairs_per_s']:8.1f} pairs/s  "

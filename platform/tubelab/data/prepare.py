@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import ray
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 from tqdm import tqdm
 
 from tubelab import resources
@@ -153,9 +153,10 @@ def ensure_shards(cfg, name: str) -> str:
 
     url = shard_url(cfg, name)
     prep = config.load("prepare", [f"dataset={name}"])
-    prep = OmegaConf.merge(prep, {"storage": cfg.storage, "home": cfg.home, "resources": cfg.resources})
-    if "dataset" in cfg and cfg.dataset.name == name:
-        prep.dataset = cfg.dataset  # with the caller's overrides (e.g. a smaller generator)
+    with open_dict(prep):  # the caller's storage, state dir and resources, whatever their group options
+        prep.storage, prep.home, prep.resources = cfg.storage, cfg.home, cfg.resources
+        if "dataset" in cfg and cfg.dataset.name == name:
+            prep.dataset = cfg.dataset  # with the caller's overrides (e.g. a smaller generator)
     try:
         check_same_card(shards.read_manifest(url, cfg.storage.get("endpoint_url")), prep.dataset, url)
         return url

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tubelab import config, resources
 from tubelab.config import ConfigError, to_container
-from tubelab.data import shards, storage
+from tubelab.data import shards
 from tubelab.data.pipeline import check_clip_fits, shard_url
 from tubelab.data.prepare import ensure_shards
 from tubelab.models import MODELS
@@ -26,6 +26,7 @@ from tubelab.reporting import plots, tables
 from tubelab.sweeps.grid import GridPoint, expand
 from tubelab.sweeps.trial import run_trial
 from tubelab.tracking import mlflow_runs
+from tubelab.training.common import storage_target
 from tubelab.tubelets import validate_tubelet_config
 
 ABLATION_KEYS = {"description", "reproduces", "grid", "overrides", "downstream", "repeats"}
@@ -160,12 +161,13 @@ def _tune(plan: SweepPlan, res_plan: resources.Plan) -> list[dict]:
     base = plan.base
     trainable = ray.tune.with_resources(ray.tune.with_parameters(run_trial, trials=plan.trials),
                                         {"cpu": base.resources.trial_driver_cpus})
+    tune_path, tune_fs = storage_target(base, "tune")
     tuner = ray.tune.Tuner(
         trainable,
         param_space={"index": ray.tune.grid_search(list(range(len(plan.trials))))},
         tune_config=ray.tune.TuneConfig(max_concurrent_trials=res_plan.max_concurrent_trials,
                                         trial_dirname_creator=lambda t: f"trial-{t.config['index']:03d}"),
-        run_config=ray.tune.RunConfig(name=plan.name, storage_path=storage.join(storage.resolve(base.storage.url), "tune"),
+        run_config=ray.tune.RunConfig(name=plan.name, storage_path=tune_path, storage_filesystem=tune_fs,
                                       failure_config=ray.tune.FailureConfig(max_failures=0)),
     )
     results = tuner.fit()

@@ -7,6 +7,7 @@ import os
 import tempfile
 import time
 
+import pyarrow.fs
 import ray.train
 import torch
 from omegaconf import OmegaConf
@@ -25,10 +26,22 @@ def scaling_config(res) -> ray.train.ScalingConfig:
     return ray.train.ScalingConfig(num_workers=res.train_workers, use_gpu=gpus > 0, resources_per_worker=per_worker)
 
 
+def storage_target(cfg, folder: str) -> tuple[str, pyarrow.fs.FileSystem | None]:
+    """(storage_path, storage_filesystem) for Ray Train / Tune: object stores go through our fsspec
+    filesystem (s3fs, with the configured endpoint) rather than pyarrow's own S3 client."""
+    url = storage.join(storage.resolve(cfg.storage.url), folder)
+    if storage.is_local(url):
+        return url, None
+    fs, path = storage.filesystem(url, cfg.storage.get("endpoint_url"))
+    return path, pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs))
+
+
 def run_config(cfg, name: str, num_to_keep: int | None = None) -> ray.train.RunConfig:
+    path, filesystem = storage_target(cfg, "checkpoints")
     return ray.train.RunConfig(
         name=name,
-        storage_path=storage.join(storage.resolve(cfg.storage.url), "checkpoints"),
+        storage_path=path,
+        storage_filesystem=filesystem,
         checkpoint_config=ray.train.CheckpointConfig(num_to_keep=num_to_keep),
         failure_config=ray.train.FailureConfig(max_failures=2),
     )

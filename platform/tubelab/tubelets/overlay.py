@@ -1,27 +1,29 @@
 """Paste tubelets into both clips of each pair: out = frame * (1 - alpha) + patch * alpha.
 
 Batched over clips, frames and pixels; the work scales with the patch area, not the frame area.
-1. Atlas: for every tubelet, clip A's source frame plus the mask as a 4th channel (alpha of the
-   source box, patches.mask_image), all stacked vertically in one image.
+1. Atlas: for every tubelet, clip A's source frame plus its mask as a 4th channel (the values of
+   patches.mask_image, computed separably), stacked vertically in one float image.
 2. Runs: the transformed patch box is a parallelogram (bounds enlarged, never cropped), so on each
    pixel row of a frame it covers one run of pixels, found in closed form (scanline rasterisation):
    the pixels whose centre maps to patch coordinates |u| <= 1, u = diag(2 / size) M^-1 (x - center),
    M = rotation @ shear.
-3. Words: each run is widened to whole storage words of 8 bytes (k = 8 pixels of a uint8 clip, 2 of
-   a float32 one; fewer when k does not divide the frame width), so the clips are gathered and
-   scattered a word at a time, not a pixel; the widened pixels get alpha 0 and come back unchanged.
-4. Sample: the words of all clips and frames become one flat list of pixels; each reads colour and
-   mask from the atlas at its source position (affine in x along a row) with grid_sample.
-5. Blend: alpha (mask times the frame's opacity) and patch * alpha are computed once and shared by
-   clip A and clip B; both clips' words are gathered, mixed with one addcmul in float32, rounded
-   once (uint8) and scattered back into copies of the inputs.
-Steps 4-5 run over the word list in chunks of CHUNK_WORDS, so their temporaries stay in a core's
-cache. Python loops run only over the tubelet slots (pasted one after the other, largest tubelet
-first, so overlaps compose in order), those chunks and the two clips of the gather and scatter.
+3. Words: each run is widened to whole 8-byte storage words (k = 8 pixels of a uint8 clip, 2 of a
+   float32 one; fewer when k does not divide the frame width), so the clips are gathered and
+   scattered a word, not a pixel, at a time; the widened pixels get alpha 0 and come back unchanged.
+4. Sample: all words of a tubelet slot form one flat list of pixels. Their atlas positions come from
+   one small matrix product (lane j of a word at base + j * step), colour and mask from one
+   grid_sample, and alpha = mask * the frame's opacity, 0 on the widening (one embedding_bag lookup
+   of a lane-mask table, weighted by the opacity).
+5. Blend: patch * alpha and 1 - alpha are computed once and shared by clip A and clip B; both clips'
+   words are gathered, mixed with one addcmul in float32, rounded once (uint8) and scattered back.
+The clips are copied and pasted a few at a time (about CHUNK_WORDS words of a slot), so the
+gathered words and the temporaries of steps 4-5 are still in cache. Python loops run only over the
+tubelet slots (pasted one after the other, largest tubelet first, so overlaps compose in order),
+those groups of clips and the two clips of the gather and scatter.
 
-On CPU the scratch tensors live in a per-thread workspace that is reused across calls: fresh
-multi-MB tensors cost a page fault per 4 KiB on first touch, which on a VM was a large share of the
-engine's time. release_workspace() frees it.
+On CPU the scratch tensors live in a per-thread workspace that is reused across calls (about 20 MB at
+32 x 16 x 112 x 112): fresh multi-MB tensors cost a page fault per 4 KiB on first touch, a large
+share of the engine's time on a VM. release_workspace() frees it.
 """
 
 import math
@@ -60,6 +62,8 @@ def paste(a, b, p):
     dev, dtype, f32 = a.device, a.dtype, torch.float32
     outs = (torch.empty_like(a, memory_format=torch.contiguous_format),
             torch.empty_like(b, memory_format=torch.contiguous_format))
+    if a.numel() == 0:
+        return outs
 
     # Words: k pixels of one row per storage word; k (a power of 2) divides W, so a word never spans
     # two rows and the words of one tubelet slot are distinct.
@@ -94,9 +98,9 @@ def paste(a, b, p):
     wfirst = first >> log_k
     nwords = torch.where(count > 0, (last >> log_k) - wfirst + 1, 0)
     ends = nwords.view(N, B, T * H).sum(-1, dtype=torch.long).cumsum(-1)  # (N, B): words to each clip's end
-    # Word i of the slot lies on row r = row[i]; with o = the words before r, its index in channel 0 of
-    # its clip is i + start[r], its first pixel x0 = i * k + x[r], and the run's pixels are its lanes
-    # lo..hi = first[r] - x0 .. last[r] - x0.
+    # Word i of the slot lies on row r = row[i]: its index in channel 0 of its clip is i + start[r], its
+    # first pixel x0 = i * k + x[r] and the run covers its lanes first[r] - x0 .. last[r] - x0 (start
+    # and x subtract the words of the slot before row r).
     before = (nwords.cumsum(-1, dtype=ids) - nwords)
     x = (wfirst - before) << log_k
     row_word = ((torch.arange(B, device=dev).view(B, 1) * (C * plane) + torch.arange(T, device=dev) * (H * W // k))
@@ -112,7 +116,7 @@ def paste(a, b, p):
         if total == 0:
             slots.append(None)
             continue
-        row = torch.repeat_interleave(nwords[n], output_size=total)
+        row = torch.repeat_interleave(nwords[n], output_size=total)  # the row of each word
         start, x0, lo, hi, frame_of, row_y = (column.index_select(0, row) for column in rows[n])
         at = torch.arange(total, device=dev, dtype=ids)
         start += at
@@ -130,12 +134,13 @@ def paste(a, b, p):
             coef[2 + i] = v[i]
         slots.append((coef, lanes, v[6], start.long()))  # index_copy_ takes int64
 
-    # Clip by clip (a few at a time): copy the inputs, then paste each slot's words into the copies
-    # while they are still in cache.
+    # A few clips at a time (about CHUNK_WORDS words of a slot): copy the inputs, then paste each slot's
+    # words into the copies while they are still in cache. Other devices take the batch in one go.
+    chunk = CHUNK_WORDS if dev.type == "cpu" else math.inf
     shared = _Shared(atlas, words, dtype, word, k, C, plane)
     done, c0 = [0] * N, 0
     for c1 in range(1, B + 1):
-        if c1 < B and max(ends[n][c1 - 1] - done[n] for n in range(N)) < CHUNK_WORDS:
+        if c1 < B and max(ends[n][c1 - 1] - done[n] for n in range(N)) < chunk:
             continue
         outs[0][c0:c1] = a[c0:c1]
         outs[1][c0:c1] = b[c0:c1]

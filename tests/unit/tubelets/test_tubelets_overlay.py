@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from tubelab.tubelets import apply_tubelets, load_tubelet_config
+from tubelab.tubelets import overlay
 from tubelab.tubelets.overlay import paste
 from tubelab.tubelets.params import sample_params
+from tubelab.tubelets.patches import mask_image
 from tubelab.tubelets.reference import reference_paste
 
 
@@ -174,3 +176,43 @@ def test_runs_on_cuda_with_a_cuda_generator():
     assert out.a.device == a.device and out.a.dtype == torch.uint8 and torch.equal(out.a, again.a)
     cpu = apply_tubelets(a, b, cfg, torch.Generator().manual_seed(0))
     assert cpu.a.device == a.device
+
+
+def test_chunks_and_the_reused_workspace_do_not_change_the_output(monkeypatch):
+    a, b = clips((6, 3, 16, 64, 96), 21), clips((6, 3, 16, 64, 96), 22)
+    p = sample_params(torch.Generator().manual_seed(2), load_tubelet_config(num_tubelets=3), 6, 16, 64, 96)
+    whole = paste(a, b, p)
+    paste(clips((2, 3, 8, 200, 240), 23), clips((2, 3, 8, 200, 240), 24),
+          sample_params(torch.Generator().manual_seed(3), load_tubelet_config(), 2, 8, 200, 240))
+    monkeypatch.setattr(overlay, "CHUNK_WORDS", 64)  # a chunk per clip
+    pieces = paste(a, b, p)
+    overlay.release_workspace()
+    assert torch.equal(whole[0], pieces[0]) and torch.equal(whole[1], pieces[1])
+
+
+def test_views_and_other_dtypes_give_the_same_overlay():
+    pairs = clips((4, 2, 3, 8, 48, 64), 25)  # (B, K, ...): the clips of a pair are strided views
+    a, b = pairs[:, 0], pairs[:, 1]
+    assert not a.is_contiguous()
+    p = sample_params(torch.Generator().manual_seed(4), load_tubelet_config(), 4, 8, 48, 64)
+    ref = paste(a.contiguous(), b.contiguous(), p)
+    out = paste(a, b, p)
+    assert torch.equal(out[0], ref[0]) and torch.equal(out[1], ref[1]) and out[0].is_contiguous()
+    unit = paste(a.float() / 255, b.float() / 255, p)
+    for dtype, tol in ((torch.float64, 1e-4), (torch.float16, 2e-3), (torch.bfloat16, 1e-2)):
+        out = paste((a.float() / 255).to(dtype), (b.float() / 255).to(dtype), p)
+        assert out[0].dtype == dtype
+        assert torch.allclose(out[0].float(), unit[0], atol=tol) and torch.allclose(out[1].float(), unit[1], atol=tol)
+    assert ((ref[0].float() - unit[0] * 255).abs() > 1).float().mean() < 1e-4  # uint8: the float result, rounded
+
+
+def test_separable_mask_matches_mask_image():
+    n = 60
+    g = torch.Generator().manual_seed(5)
+    center = torch.rand(n, 2, generator=g) * torch.tensor([64.0, 48.0])
+    size = 4 + torch.rand(n, 2, generator=g) * 40
+    kind = torch.arange(n) % 3
+    edge = torch.where(torch.arange(n) % 2 == 0, torch.full((n,), 1e-4), 0.1 + torch.rand(n, generator=g) * 0.1)
+    out = torch.empty(n, 48, 64)
+    overlay._mask_image(out, center, size, kind, edge)
+    assert torch.allclose(out, mask_image(center, size, kind, edge, 48, 64), atol=1e-3)
