@@ -105,11 +105,18 @@ def last_step(cfg, run_id: str, metric: str) -> int:
 
 
 def log_params(cfg, run_id: str, params: dict) -> None:
-    flat = flatten(params)
-    items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in sorted(flat.items())]
+    """Log the flattened params. MLflow params are immutable: on a resumed run, params that changed
+    (e.g. stop_epoch) are recorded as `changed_on_resume.<key>` tags ("old -> new") instead."""
     c = client(cfg)
+    logged = c.get_run(run_id).data.params
+    flat = {k: str(v)[:MAX_PARAM_LENGTH] for k, v in flatten(params).items()}
+    items = [Param(k, v) for k, v in sorted(flat.items()) if k not in logged]
+    changed = [RunTag(f"changed_on_resume.{k}", f"{logged[k]} -> {v}") for k, v in flat.items()
+               if k in logged and logged[k] != v]
     for i in range(0, len(items), 100):
         c.log_batch(run_id, params=items[i:i + 100])
+    if changed:
+        c.log_batch(run_id, tags=changed)
 
 
 def log_metrics(cfg, run_id: str, metrics: dict[str, float], step: int) -> None:

@@ -105,6 +105,8 @@ def restore(model: torch.nn.Module, optimizer: torch.optim.Optimizer, key: str) 
         state = torch.load(os.path.join(d, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
     model.load_state_dict(state[key])
     optimizer.load_state_dict(state["optimizer"])
+    if ray.train.get_context().get_world_rank() == 0:
+        print(f"tubelab: restored the checkpoint of epoch {state['epoch']}; continuing at epoch {state['epoch'] + 1}")
     return state["epoch"] + 1
 
 
