@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 import tempfile
 import time
 
@@ -174,6 +175,13 @@ def check_decode_failures(failure_log, videos: int, max_fraction: float) -> int:
         raise RuntimeError(f"{len(failed)} of {videos} videos failed to decode (> clip.max_failed_fraction "
                            f"{max_fraction}): {shown}. Re-prepare the dataset or raise the threshold.")
     return len(failed)
+
+
+def peak_memory_gb(device: torch.device) -> dict[str, float]:
+    """Peak device memory on CUDA; peak resident memory of this worker process on CPU."""
+    if device.type == "cuda":
+        return {"peak_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30}
+    return {"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}  # ru_maxrss is KiB on Linux
 
 
 def loop_config(cfg, **extra) -> dict:

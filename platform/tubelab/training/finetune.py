@@ -86,7 +86,8 @@ def finetune_loop(config: dict) -> None:
         metrics = {"loss": loss_sum / max(seen, 1), "train_top1": 100.0 * correct / max(seen, 1),
                    **timer.summary(),
                    "decode_failures": common.check_decode_failures(config["failure_log"], config["videos"],
-                                                                   s.clip.max_failed_fraction)}
+                                                                   s.clip.max_failed_fraction),
+                   **common.peak_memory_gb(device)}
         last = epoch + 1 == s.epochs
         if last and rank == 0:
             metrics.update(evaluate(net, ray.train.get_dataset_shard("eval"), s.batch_size, device))

@@ -55,6 +55,14 @@ def make_pair(clips: torch.Tensor, keys: torch.Tensor, tubelet_cfg, generator: t
     return out.a, out.b, out.params
 
 
+def in_memory_batches(batch_size: int, shape: tuple, steps: int, rank: int):
+    """Random uint8 clips shaped like the pipeline's, already in memory (the data-stall baseline)."""
+    clips = torch.randint(0, 256, (batch_size, *shape), dtype=torch.uint8)
+    keys = torch.arange(batch_size) + rank * batch_size
+    for _ in range(steps):
+        yield {"clip": clips, "video_key": keys}
+
+
 def pretrain_loop(config: dict) -> None:
     cfg = OmegaConf.create(config["cfg"])
     p = cfg.pretrain
@@ -77,6 +85,7 @@ def pretrain_loop(config: dict) -> None:
     logger = common.RankZeroLogger(cfg, config.get("run_id"), "pretrain", rank)
     generator = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + rank)
     shard = ray.train.get_dataset_shard("train")
+    shape = config["clip_shape"]  # (clips per row, T, H, W, 3)
     last = p.stop_epoch or p.epochs
     for epoch in range(start, last):
         lr = common.cosine_lr(base_lr, epoch / p.epochs)
@@ -84,8 +93,11 @@ def pretrain_loop(config: dict) -> None:
             group["lr"] = lr
         model.train()
         timer, loss_sum, acc_sum, steps = common.EpochTimer(), 0.0, 0.0, 0
-        batches = shard.iter_torch_batches(batch_size=p.batch_size, drop_last=True,
-                                           local_shuffle_buffer_size=4 * p.batch_size)
+        if p.in_memory_input:  # the benchmark's baseline: the same steps with no data pipeline
+            batches = in_memory_batches(p.batch_size, shape, config["steps_per_epoch"], rank)
+        else:
+            batches = shard.iter_torch_batches(batch_size=p.batch_size, drop_last=True,
+                                               local_shuffle_buffer_size=4 * p.batch_size)
         for batch in timer.batches(batches):
             clips = common.to_model_input(batch["clip"], device)  # (B, K, 3, T, H, W)
             query, key, _ = make_pair(clips, batch["video_key"].to(device), cfg.tubelet, generator)
@@ -108,8 +120,7 @@ def pretrain_loop(config: dict) -> None:
                    "steps": steps, **timer.summary(),
                    "decode_failures": common.check_decode_failures(config["failure_log"], config["videos"],
                                                                    p.clip.max_failed_fraction)}
-        if device.type == "cuda":
-            metrics["peak_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+        metrics.update(common.peak_memory_gb(device))
         logger.log({k: v for k, v in metrics.items() if k != "epoch"}, epoch)
         save = (epoch + 1) % p.checkpoint_every == 0 or epoch + 1 == last
         state = None
@@ -154,7 +165,10 @@ def run_pretrain(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
     check_pretrain_config(cfg, videos)
     trainer = TorchTrainer(
         pretrain_loop,
-        train_loop_config=common.loop_config(cfg, run_id=run_id, failure_log=failure_log, videos=videos),
+        train_loop_config=common.loop_config(
+            cfg, run_id=run_id, failure_log=failure_log, videos=videos,
+            clip_shape=(clips_per_row, p.clip.frames, p.clip.crop, p.clip.crop, 3),
+            steps_per_epoch=videos * p.clip.clips_per_video // (p.batch_size * cfg.resources.train_workers)),
         scaling_config=common.scaling_config(cfg.resources),
         run_config=common.run_config(cfg, name, num_to_keep=p.num_to_keep),
         datasets={"train": ds},
