@@ -48,12 +48,17 @@ def run_config(cfg, name: str, num_to_keep: int | None = None) -> ray.train.RunC
     )
 
 
+def worker_seed(seed: int, rank: int) -> int:
+    """Each worker's torch seed (recorded on the run as the `worker_seeds` tag)."""
+    return seed * 1000 + rank
+
+
 def setup_worker(cfg) -> tuple[torch.device, int, int]:
     """Threads, seeds and device for this worker; returns (device, rank, world size)."""
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(max(1, int(cfg.resources.cpus_per_train_worker)))
-    torch.manual_seed(cfg.seed * 1000 + rank)  # per-worker seed, recorded as a param via cfg.seed
+    torch.manual_seed(worker_seed(cfg.seed, rank))
     return ray.train.torch.get_device(), rank, world
 
 

@@ -83,7 +83,7 @@ def pretrain_loop(config: dict) -> None:
                                 weight_decay=p.optimizer.weight_decay)
     start = common.restore(moco, optimizer, key="train_state")
     logger = common.RankZeroLogger(cfg, config.get("run_id"), "pretrain", rank)
-    generator = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + rank)
+    generator = torch.Generator(device=device).manual_seed(common.worker_seed(cfg.seed, rank))
     shard = ray.train.get_dataset_shard("train")
     shape = config["clip_shape"]  # (clips per row, T, H, W, 3)
     last = p.stop_epoch or p.epochs
@@ -157,6 +157,9 @@ def run_pretrain(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
         if run_id:
             mlflow_runs.log_text(cfg, run_id, json.dumps({"fraction": p.data_fraction, "seed": cfg.seed, "ids": ids}),
                                  "data/pretrain_videos.json")
+    if run_id:
+        seeds = [common.worker_seed(cfg.seed, r) for r in range(cfg.resources.train_workers)]
+        mlflow_runs.set_tags(cfg, run_id, {"worker_seeds": seeds})
     failure_log = FailureLog.remote()
     clips_per_row = 2 if cfg.tubelet.mode == "video_contrast" else 1
     ds, manifest = clip_dataset(cfg, cfg.dataset.name, p.split, p.clip, mode="train", clips_per_row=clips_per_row,
