@@ -73,5 +73,5 @@ def init_ray(res) -> Plan:
         ray.init(address=address, log_to_driver=True)
         return plan(res, ray.cluster_resources().get("CPU", 0))
     p = plan(res)
-    ray.init(num_cpus=p.logical_cpus, include_dashboard=False, log_to_driver=True)
+    ray.init(num_cpus=p.logical_cpus, log_to_driver=True)
     return p
