@@ -79,8 +79,8 @@ def cmd_finetune(overrides):
     run_id = mlflow_runs.start_run(cfg, name, kind="finetune", resume=True)
     mlflow_runs.log_params(cfg, run_id, config.to_container(cfg))
     result = run_finetune(cfg, name=name, run_id=run_id)
-    score = result.metrics[cfg.setting.metric]
-    mlflow_runs.log_metrics(cfg, run_id, {f"{cfg.setting.id}/{cfg.setting.metric}": score}, step=0)
+    score = result.metrics["score"]
+    mlflow_runs.log_metrics(cfg, run_id, {f"score/{cfg.setting.id}/{cfg.setting.metric}": score}, step=0)
     mlflow_runs.end_run(cfg, run_id)
     print(f"{cfg.setting.id} {cfg.setting.metric}: {score:.2f}")
 

@@ -9,6 +9,10 @@ reads it unchanged. See datasets/synthetic.md.
 
     from tubelab.data.synthetic import generate
     root = generate("data/synthetic")  # <root>/MoveLeft/v_MoveLeft_g01_c01.mp4, classInd.txt, ...
+
+`generate(out_dir, kind=...)` also writes the proxies of the SEVERE factors (tubelab.data.synthetic_proxy):
+kind="fine" (fine-grained classes, UCF101 layout), "count" (repetition counting, UCFRep CSV layout) and
+"multi" (multi-label clips, Charades layout). The domain proxy is kind="classes" with style="alt".
 """
 
 import json
@@ -20,20 +24,26 @@ import av
 import numpy as np
 from tqdm import tqdm
 
-from tubelab.data.synthetic_motions import MOTIONS, SPEED_RANGE, place, wander
+from tubelab.data.synthetic_motions import FINE_MOTIONS, MOTIONS, SPEED_RANGE, place, wander
 from tubelab.data.synthetic_render import SHAPES, STYLES, draw_object, render_background
 
 CLASSES = tuple(MOTIONS)
+FINE_CLASSES = tuple(FINE_MOTIONS)  # kind="fine"; never in CLASSES
+KINDS = ("classes", "fine", "count", "multi")  # what generate() writes; see synthetic_proxy.py
 CLIPS_PER_GROUP = 4  # UCF101 has 4-7 clips per group; test clips come from the lowest groups
 NOISE_STD = 2.0  # per-frame luma noise (0-255 scale), so frames are not perfectly clean
 
 
-def _check(classes, style, num_frames, width, height):
+def _check(classes, style, num_frames, width, height, registry=MOTIONS):
     for name in classes:
-        if name not in MOTIONS:
-            raise ValueError(f"unknown synthetic class {name!r}; valid classes: {', '.join(CLASSES)}")
+        if name not in registry:
+            raise ValueError(f"unknown synthetic class {name!r}; valid classes: {', '.join(registry)}")
     if len(set(classes)) != len(classes) or not classes:
         raise ValueError(f"classes must be distinct and non-empty, got {list(classes)}")
+    check_video(style, num_frames, width, height)
+
+
+def check_video(style, num_frames, width, height):
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; valid styles: {', '.join(STYLES)}")
     if num_frames < 8:
@@ -47,14 +57,16 @@ def _check(classes, style, num_frames, width, height):
 def render_video(class_name, rng, *, num_frames, width, height, style="default"):
     """Render one clip: uint8 frames (T, H, W, 3) and what was drawn (meta).
 
-    The motion is drawn first, so the same rng gives the same trajectory in every style.
+    The motion is drawn first, so the same rng gives the same trajectory in every style. class_name is
+    one of CLASSES or FINE_CLASSES; a fine class's drawn motion parameters are in meta["motion"].
     """
-    _check([class_name], style, num_frames, width, height)
+    registry = FINE_MOTIONS if class_name in FINE_MOTIONS else MOTIONS
+    _check([class_name], style, num_frames, width, height, registry)
     pools = STYLES[style]
     t = np.linspace(0, 1, num_frames)
     speed = rng.uniform(*SPEED_RANGE)
     base = rng.uniform(0.08, 0.15) * min(width, height)
-    path, turn, scale = MOTIONS[class_name](rng, t, speed, width, height, base)
+    path, turn, scale, *motion = registry[class_name](rng, t, speed, width, height, base)
     size = base * scale
     center = place(rng, path, size, width, height)
     angle = rng.uniform(0, 2 * np.pi) + turn
@@ -75,6 +87,8 @@ def render_video(class_name, rng, *, num_frames, width, height, style="default")
     meta.update({"class": class_name, "shape": shape, "color": color, "center": center, "size": size,
                  "angle": angle, "speed": float(speed), "distractors": len(distractors),
                  "distractor_objects": distractors})
+    if motion:
+        meta["motion"] = motion[0]
     return np.clip(frames, 0, 255, out=frames).astype(np.uint8), meta
 
 
@@ -117,8 +131,47 @@ def _videos(classes, train_per_class, test_per_class):
                 yield name, first_group + i // CLIPS_PER_GROUP, 1 + i % CLIPS_PER_GROUP, split
 
 
-def generate(out_dir, *, train_per_class=24, test_per_class=8, num_frames=48, fps=16, width=160,
-             height=120, seed=0, classes=None, style="default", progress=True):
+def generate(out_dir, *, kind="classes", **params):
+    """Write a synthetic dataset of the given kind to out_dir and return its path.
+
+    kind="classes" (default): the motion-class dataset, UCF101 layout; params as generate_classes
+        (style="alt" gives the domain-shift proxy).
+    kind="fine" | "count" | "multi": the SEVERE-factor proxies; params as
+        tubelab.data.synthetic_proxy.generate_proxy.
+
+    A dataset card's `generator:` is passed here as is: generate(root, **card.generator).
+    """
+    if kind == "classes":
+        return generate_classes(out_dir, **params)
+    if kind not in KINDS:
+        raise ValueError(f"unknown synthetic kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+    from tubelab.data.synthetic_proxy import generate_proxy  # imports this module
+
+    return generate_proxy(kind, out_dir, **params)
+
+
+def check_done(root, params):
+    """True if root holds a finished dataset made with params; raises if it was made with others."""
+    done = Path(root) / "DONE"
+    if not done.exists():
+        return False
+    previous = json.loads(done.read_text())
+    if previous == params:
+        return True
+    changed = {k: (previous.get(k), params.get(k)) for k in [*params, *(k for k in previous if k not in params)]
+               if previous.get(k) != params.get(k)}
+    raise ValueError(f"{root} already holds a synthetic dataset made with other parameters "
+                     f"(existing, requested): {changed}; choose another out_dir or delete {root}")
+
+
+def check_counts(**counts):
+    for key, n in counts.items():
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"{key}={n!r} must be a positive integer")
+
+
+def generate_classes(out_dir, *, train_per_class=24, test_per_class=8, num_frames=48, fps=16, width=160,
+                     height=120, seed=0, classes=None, style="default", progress=True):
     """Write the dataset to out_dir in the UCF101 layout (split 1) and return its path.
 
     Deterministic: each clip's rng comes from (seed, the class's index in CLASSES, clip index), so the
@@ -129,30 +182,32 @@ def generate(out_dir, *, train_per_class=24, test_per_class=8, num_frames=48, fp
     """
     classes = list(CLASSES if classes is None else [classes] if isinstance(classes, str) else classes)
     _check(classes, style, num_frames, width, height)
-    for key, n in (("train_per_class", train_per_class), ("test_per_class", test_per_class), ("fps", fps)):
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"{key}={n!r} must be a positive integer")
+    check_counts(train_per_class=train_per_class, test_per_class=test_per_class, fps=fps)
     params = dict(train_per_class=train_per_class, test_per_class=test_per_class, num_frames=num_frames,
                   fps=fps, width=width, height=height, seed=seed, classes=classes, style=style)
-    root = Path(out_dir)
-    done = root / "DONE"
-    if done.exists():
-        previous = json.loads(done.read_text())
-        if previous == params:
-            return root
-        changed = {k: (previous.get(k), v) for k, v in params.items() if previous.get(k) != v}
-        raise ValueError(f"{root} already holds a synthetic dataset made with other parameters "
-                         f"(existing, requested): {changed}; choose another out_dir or delete {root}")
+    seed_of = lambda name, index: np.random.SeedSequence([seed, CLASSES.index(name), index])  # noqa: E731
+    return write_ucf101(out_dir, params, seed_of, progress)
 
-    videos = list(_videos(classes, train_per_class, test_per_class))
+
+def write_ucf101(out_dir, params, seed_of, progress=True):
+    """Render params["classes"] x (train + test) clips and write them in the UCF101 layout (split 1).
+
+    seed_of(class name, clip index) -> the clip's SeedSequence. params (checked by the caller) are
+    written to DONE; a finished out_dir with the same params is returned at once.
+    """
+    root = Path(out_dir)
+    if check_done(root, params):
+        return root
+    classes, fps = params["classes"], params["fps"]
+    videos = list(_videos(classes, params["train_per_class"], params["test_per_class"]))
     train, test, meta_lines = [], [], []
     for name, group, clip, split in tqdm(videos, desc=f"synthetic -> {root}", unit="video",
                                          disable=not progress):
         label = classes.index(name) + 1
         index = (group - 1) * CLIPS_PER_GROUP + clip - 1
-        rng = np.random.default_rng(np.random.SeedSequence([seed, CLASSES.index(name), index]))
-        frames, meta = render_video(name, rng, num_frames=num_frames, width=width, height=height,
-                                    style=style)
+        rng = np.random.default_rng(seed_of(name, index))
+        frames, meta = render_video(name, rng, num_frames=params["num_frames"], width=params["width"],
+                                    height=params["height"], style=params["style"])
         rel = f"{name}/v_{name}_g{group:02d}_c{clip:02d}.mp4"
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,5 +225,5 @@ def generate(out_dir, *, train_per_class=24, test_per_class=8, num_frames=48, fp
     _write_atomic(root / "classInd.txt", "".join(f"{i} {name}\n" for i, name in enumerate(classes, 1)))
     _write_atomic(root / "trainlist01.txt", "\n".join(train) + "\n")
     _write_atomic(root / "testlist01.txt", "\n".join(test) + "\n")
-    _write_atomic(done, json.dumps(params))
+    _write_atomic(root / "DONE", json.dumps(params))
     return root

@@ -103,3 +103,92 @@ def wander(rng, t, width, height, radius):
     walk = np.cumsum(steps, 0)
     walk = (walk[4:] + walk[3:-1] + walk[2:-2] + walk[1:-3] + walk[:-4]) / 5  # smooth the jitter away
     return np.clip(start + walk - walk[0], radius, (width - radius, height - radius))
+
+
+# Fine-grained classes (the `synthetic_fine` proxy of SEVERE's "actions" factor, FX-S1 / UB-S1): three
+# families whose classes differ in one parameter only, in disjoint bands. The shared SPEED_RANGE factor
+# is not used (speed is a class here); instead every clip is mirrored left-right with probability 1/2,
+# so a horizontal flip (a standard fine-tuning augmentation) keeps the class. A fine motion returns
+# a fourth item, the parameters it drew, which the renderer stores in the clip's metadata.
+
+FINE_LENGTHS = {"Slow": (0.22, 0.32), "Medium": (0.45, 0.55), "Fast": (0.68, 0.78)}  # x free room
+FINE_HEADING_JITTER = 4.0  # degrees either way; headings of different classes are 20 degrees apart
+FINE_RADII = {"Small": (0.14, 0.2), "Large": (0.3, 0.38)}  # x free room
+FINE_TURNS = {"Slow": (0.45, 0.6), "Fast": (0.85, 1.0)}  # turns over the clip
+
+
+def _mirror(rng, xy, params):
+    mirrored = bool(rng.random() < 0.5)
+    params["mirrored"] = mirrored
+    return (xy * np.array([-1.0, 1.0]) if mirrored else xy), np.zeros(len(xy)), np.ones(len(xy)), params
+
+
+def _fine_translate(length_band, heading_deg):
+    """Straight line at a heading (degrees above the horizontal, rightwards before mirroring)."""
+    def motion(rng, t, speed, width, height, radius):
+        length = rng.uniform(*length_band)
+        heading = heading_deg + rng.uniform(-FINE_HEADING_JITTER, FINE_HEADING_JITTER)
+        a = np.deg2rad(heading)
+        xy = np.outer(t * length * _span(width, height, radius), (np.cos(a), -np.sin(a)))  # image y down
+        return _mirror(rng, xy, {"family": "translate", "length": float(length), "heading": float(heading)})
+    return motion
+
+
+def _fine_orbit(radius_band, turns_band):
+    """Clockwise arc or circle (counter-clockwise once mirrored) of a given radius and number of turns."""
+    def motion(rng, t, speed, width, height, radius):
+        r, turns = rng.uniform(*radius_band), rng.uniform(*turns_band)
+        a = rng.uniform(0, 2 * np.pi) + 2 * np.pi * turns * t
+        xy = r * _span(width, height, radius) * np.stack([np.cos(a), np.sin(a)], 1)
+        return _mirror(rng, xy, {"family": "orbit", "radius": float(r), "turns": float(turns)})
+    return motion
+
+
+FINE_MOTIONS = {
+    **{f"Slide{band}": _fine_translate(FINE_LENGTHS[band], 0) for band in ("Slow", "Medium", "Fast")},
+    **{f"Rise{deg}": _fine_translate(FINE_LENGTHS["Medium"], deg) for deg in (20, 40, 60)},
+    **{f"Orbit{size}{rate}": _fine_orbit(FINE_RADII[size], FINE_TURNS[rate])
+       for size in ("Small", "Large") for rate in ("Slow", "Fast")},
+}
+
+
+def segment_time(t, start, end):
+    """Normalised time of a motion that runs from `start` to `end` (fractions of the clip) and holds
+    still before and after: 0 until start, 1 from end on."""
+    return np.clip((t - start) / (end - start), 0, 1)
+
+
+OSCILLATIONS = ("swing", "bounce")
+
+
+def oscillate(rng, t, count, width, height, radius, min_cycle_frames=6):
+    """`count` repetitions (the `synthetic_count` proxy of UCF-RC) -> path, turn, scale, params.
+
+    swing: out and back along a random direction, (1 - cos) profile; bounce: `count` hops off a floor,
+    |sin| profile with a small sideways drift. The repetitions fill a random part of the clip (at least
+    55%, and at least `min_cycle_frames` frames a repetition) starting at a random onset, and the tempo
+    varies smoothly within the clip by up to +-20%, so neither the period nor the phase gives the count
+    away. The object stands still before the onset and after the last repetition.
+    """
+    frames = len(t) - 1
+    if count * min_cycle_frames > frames:
+        raise ValueError(f"count={count} needs at least {count * min_cycle_frames + 1} frames "
+                         f"({min_cycle_frames} a repetition); got {len(t)}")
+    active = rng.uniform(max(0.55, count * min_cycle_frames / frames), 1.0)
+    onset = rng.uniform(0, 1 - active)
+    tau = segment_time(t, onset, onset + active)
+    tempo, harmonics = rng.uniform(-0.2, 0.2), rng.integers(1, 3)
+    tau = tau - tempo * np.sin(2 * np.pi * harmonics * tau) / (2 * np.pi * harmonics)  # monotone, 0 -> 1
+    kind = str(rng.choice(OSCILLATIONS))
+    if kind == "swing":
+        a = rng.uniform(0, 2 * np.pi)
+        amplitude = rng.uniform(0.3, 0.6) * _span(width, height, radius)
+        xy = np.outer(amplitude * (1 - np.cos(2 * np.pi * count * tau)) / 2, (np.cos(a), np.sin(a)))
+    else:
+        amplitude = rng.uniform(0.35, 0.7) * (height - 2 * radius)
+        y = -amplitude * np.abs(np.sin(np.pi * count * tau))
+        xy = np.stack([rng.uniform(-0.05, 0.05) * (width - 2 * radius) * tau, y], 1)
+    params = {"kind": kind, "count": int(count), "onset": round(float(onset), 4),
+              "active": round(float(active), 4), "amplitude": round(float(amplitude), 2),
+              "tempo": round(float(tempo), 4)}
+    return xy, np.zeros_like(t), np.ones_like(t), params

@@ -48,7 +48,7 @@ def run_trial(params: dict, trials: list[dict]) -> None:
             ft_cfg = OmegaConf.create({**setting, "checkpoint": uri})
             s = ft_cfg.setting
             result = run_finetune(ft_cfg, name=f"{base}-{s.id}", run_id=run_id)
-            scores[f"{s.id}/{s.metric}"] = float(result.metrics[s.metric])
+            scores[f"{s.id}/{s.metric}"] = float(result.metrics["score"])
         mlflow_runs.log_metrics(cfg, run_id, {f"{SCORE_PREFIX}{k}": v for k, v in scores.items()}, step=0)
     except BaseException:
         mlflow_runs.set_tags(cfg, run_id, {"error": traceback.format_exc()[-4000:]})

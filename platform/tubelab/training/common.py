@@ -99,21 +99,19 @@ def cosine_lr(base_lr: float, progress: float) -> float:
     return base_lr * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 
-def restore(model: torch.nn.Module, optimizer: torch.optim.Optimizer, key: str) -> int:
-    """Load the latest Ray Train checkpoint if there is one (worker restart, driver rerun); returns the next epoch.
-
-    `key` names the entry holding `model`'s state dict in the checkpoint.
-    """
+def restore(model: torch.nn.Module, optimizer: torch.optim.Optimizer, key: str) -> dict | None:
+    """Load the latest Ray Train checkpoint if there is one (worker restart, driver rerun) into `model`
+    (from the entry `key`) and `optimizer`; returns the whole checkpoint (its "epoch" is the last one done)."""
     ckpt = ray.train.get_checkpoint()
     if ckpt is None:
-        return 0
+        return None
     with ckpt.as_directory() as d:
         state = torch.load(os.path.join(d, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
     model.load_state_dict(state[key])
     optimizer.load_state_dict(state["optimizer"])
     if ray.train.get_context().get_world_rank() == 0:
         print(f"tubelab: restored the checkpoint of epoch {state['epoch']}; continuing at epoch {state['epoch'] + 1}")
-    return state["epoch"] + 1
+    return state
 
 
 def report(metrics: dict, rank: int, state: dict | None = None) -> None:

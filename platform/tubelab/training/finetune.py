@@ -1,14 +1,19 @@
-"""Downstream fine-tuning on Ray Train: a pretrained backbone + a new classifier, scored on a held-out split."""
+"""Downstream fine-tuning (or a linear probe) on Ray Train, as SEVERE defines its settings.
+
+Model selection uses a validation split carved from the training split with the run's seed, never
+the test split (the SEVERE reference code selects on test). The pretrained backbone is loaded
+strictly: every missing or unexpected key fails the run, except the new classifier.
+"""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import math
 
 import ray.train
 import torch
-import torch.nn.functional as F
 from omegaconf import OmegaConf
 from ray.train.torch import TorchTrainer
 
@@ -19,7 +24,7 @@ from tubelab.data.shards import read_manifest
 from tubelab.models import build_model
 from tubelab.models.checkpoint import load_backbone_state
 from tubelab.tracking import mlflow_runs
-from tubelab.training import common
+from tubelab.training import common, tasks
 
 
 def load_pretrained(model: torch.nn.Module, uri: str, endpoint_url: str | None = None) -> str:
@@ -33,99 +38,165 @@ def load_pretrained(model: torch.nn.Module, uri: str, endpoint_url: str | None =
     return load_backbone_state(model, state, allow_missing=["fc.*"]).summary()
 
 
-def evaluate(net: torch.nn.Module, dataset, batch_size: int, device: torch.device) -> dict[str, float]:
-    """Top-1 over the whole eval split: softmax averaged over each video's clips (Video@1; with one
-    centred clip per video it is clip top-1)."""
+def lr_at(s, epoch: int) -> float:
+    """Linear warm-up over `schedule.warmup_epochs`, then x `schedule.gamma` at each milestone epoch."""
+    sch = s.schedule
+    if epoch < sch.warmup_epochs:
+        return s.optimizer.lr * (epoch + 1) / (sch.warmup_epochs + 1)
+    return s.optimizer.lr * sch.gamma ** sum(epoch >= m for m in sch.milestones)
+
+
+def make_optimizer(opt, params) -> torch.optim.Optimizer:
+    if opt.name == "adam":
+        return torch.optim.Adam(params, lr=opt.lr, weight_decay=opt.weight_decay)
+    if opt.name == "sgd":
+        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
+    raise ValueError(f"setting.optimizer.name={opt.name!r} is not valid; choose one of: adam, sgd")
+
+
+def evaluate(net: torch.nn.Module, dataset, task: str, num_classes: int, batch_size: int, device: torch.device,
+             class_map: torch.Tensor | None) -> dict[str, float]:
+    """Every metric of the task over a whole split (each video's clips averaged)."""
     net.eval()
-    correct = total = 0
+    predictions, targets = [], []
     with torch.no_grad():
         for batch in dataset.iter_torch_batches(batch_size=batch_size):
             clips = common.to_model_input(batch["clip"], device)  # (B, N, 3, T, H, W)
-            logits = net(common.normalize(clips.flatten(0, 1))).unflatten(0, clips.shape[:2])
-            probs = logits.softmax(dim=-1).mean(dim=1)
-            correct += (probs.argmax(1).cpu() == batch["label"]).sum().item()
-            total += batch["label"].shape[0]
-    return {"top1": 100.0 * correct / max(total, 1), "eval_videos": total}
+            out = net(common.normalize(clips.flatten(0, 1))).unflatten(0, clips.shape[:2]).float()
+            predictions.append(tasks.video_outputs(task, out).cpu())
+            targets.append(tasks.targets(task, batch, torch.device("cpu"), class_map))
+    if not predictions:
+        raise RuntimeError("the evaluation split yielded no videos (all failed to decode?)")
+    prediction, target = torch.cat(predictions), torch.cat(targets)
+    return {**tasks.scores(task, prediction, target, num_classes), "videos": float(len(target))}
 
 
 def finetune_loop(config: dict) -> None:
     cfg = OmegaConf.create(config["cfg"])
-    s = cfg.setting
+    s, task, num_classes = cfg.setting, config["task"], config["num_classes"]
+    class_map = torch.tensor(config["class_map"]) if config["class_map"] is not None else None
     device, rank, world = common.setup_worker(cfg)
-    net = build_model(cfg.model, num_classes=config["num_classes"])
+    net = build_model(cfg.model, num_classes=tasks.head_size(task, num_classes))
     if cfg.checkpoint:
         report = load_pretrained(net, cfg.checkpoint, cfg.storage.get("endpoint_url"))
         if rank == 0:
             print(f"finetune {s.id}: {report}")
+    linear = s.protocol == "linear"
+    if linear:  # a frozen backbone: only the classifier learns
+        for name, p in net.named_parameters():
+            p.requires_grad = name.startswith("fc.")
     model = ray.train.torch.prepare_model(net)
-    if s.optimizer.name == "adam":
-        optimizer = torch.optim.Adam(model.parameters(), lr=s.optimizer.lr, weight_decay=s.optimizer.weight_decay)
-    else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=s.optimizer.lr, momentum=0.9,
-                                    weight_decay=s.optimizer.weight_decay)
-    start = common.restore(net, optimizer, key="model")
+    optimizer = make_optimizer(s.optimizer, [p for p in net.parameters() if p.requires_grad])
+    restored = common.restore(net, optimizer, key="model")
+    start = restored["epoch"] + 1 if restored else 0
+    best = restored["best"] if restored else None  # {"epoch", "value", "state"} of the best validation score
     logger = common.RankZeroLogger(cfg, config.get("run_id"), f"finetune/{s.id}", rank)
     shard = ray.train.get_dataset_shard("train")
     for epoch in range(start, s.epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(s, epoch)
         model.train()
-        timer, loss_sum, correct, seen = common.EpochTimer(), 0.0, 0, 0
+        if linear:
+            net.eval()  # frozen BN statistics too
+        timer, loss_sum, seen = common.EpochTimer(), 0.0, 0
         batches = shard.iter_torch_batches(batch_size=s.batch_size, drop_last=True,
                                            local_shuffle_buffer_size=4 * s.batch_size)
         for batch in timer.batches(batches):
             x = common.normalize(common.to_model_input(batch["clip"][:, 0], device))
-            y = batch["label"].to(device)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            y = tasks.targets(task, batch, device, class_map)
+            loss = tasks.loss(task, model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += loss.item() * y.shape[0]
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += y.shape[0]
-            timer.step_done(y.shape[0] * world)
-        metrics = {"loss": loss_sum / max(seen, 1), "train_top1": 100.0 * correct / max(seen, 1),
-                   **timer.summary(),
+            loss_sum += loss.item() * x.shape[0]
+            seen += x.shape[0]
+            timer.step_done(x.shape[0] * world)
+        metrics = {"loss": loss_sum / max(seen, 1), "lr": lr_at(s, epoch), **timer.summary(),
                    "decode_failures": common.check_decode_failures(config["failure_log"], config["videos"],
                                                                    s.clip.max_failed_fraction),
                    **common.peak_memory_gb(device)}
         last = epoch + 1 == s.epochs
+        if rank == 0 and config["has_val"] and ((epoch + 1) % s.eval_every == 0 or last):
+            val = evaluate(net, ray.train.get_dataset_shard("val"), task, num_classes, s.batch_size, device, class_map)
+            metrics.update({f"val_{k}": v for k, v in val.items()})
+            if tasks.better(s.metric, val[s.metric], best and best["value"]):
+                best = {"epoch": epoch, "value": val[s.metric], "state": copy.deepcopy(net.state_dict())}
         if last and rank == 0:
-            metrics.update(evaluate(net, ray.train.get_dataset_shard("eval"), s.batch_size, device))
+            if best is not None:
+                net.load_state_dict(best["state"])
+            test = evaluate(net, ray.train.get_dataset_shard("eval"), task, num_classes, s.batch_size, device,
+                            class_map)
+            metrics.update({**{f"test_{k}": v for k, v in test.items()}, "score": test[s.metric],
+                            "selected_epoch": best["epoch"] if best else epoch})
         logger.log(metrics, epoch)
-        state = {"epoch": epoch, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+        state = {"epoch": epoch, "model": net.state_dict(), "optimizer": optimizer.state_dict(), "best": best,
                  "config": config["cfg"]}
         common.report({**metrics, "epoch": epoch}, rank, state)
 
 
-def run_finetune(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
-    """Fine-tune `cfg.checkpoint` (or a random init) on `cfg.setting`; the result's metrics hold the score."""
+def split_videos(cfg, manifest: dict) -> dict:
+    """Which videos train, validate and test, all reproducible from the seed; plus the class subset map."""
     s = cfg.setting
-    ids = None
+    classes = manifest["classes"]
+    keep = set(s.classes) if s.classes is not None else None
+    if keep is not None and not keep <= set(range(len(classes))):
+        raise ValueError(f"setting.classes has indices outside 0..{len(classes) - 1}: {sorted(keep - set(range(len(classes))))}")
+
+    def rows(split):
+        return [r for r in split_rows(cfg, s.dataset, split) if keep is None or r["label"] in keep]
+
+    train_rows = rows(s.train_split)
+    val = select_videos(train_rows, fraction=s.val_fraction, seed=cfg.seed) if s.val_fraction else []
+    rest = [r for r in train_rows if r["video_id"] not in set(val)]
+    num_classes = len(keep) if keep is not None else len(classes)
     if s.budget is not None:
-        manifest = read_manifest(shard_url(cfg, s.dataset), cfg.storage.get("endpoint_url"))
-        per_class = math.ceil(s.budget / len(manifest["classes"]))
-        ids = select_videos(split_rows(cfg, s.dataset, s.train_split), per_class=per_class, seed=cfg.seed)
-        if run_id:
-            mlflow_runs.log_text(cfg, run_id, json.dumps({"budget": s.budget, "per_class": per_class,
-                                                          "seed": cfg.seed, "ids": ids}),
-                                 f"data/{s.id}_train_videos.json")
+        train = select_videos(rest, per_class=math.ceil(s.budget / num_classes), seed=cfg.seed)
+    else:
+        train = sorted(r["video_id"] for r in rest)
+    class_map = None
+    if keep is not None:
+        class_map = [-1] * len(classes)
+        for new, old in enumerate(sorted(keep)):
+            class_map[old] = new
+    return {"train": train, "val": val, "test": sorted(r["video_id"] for r in rows(s.eval_split)),
+            "num_classes": num_classes, "class_map": class_map}
+
+
+def run_finetune(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
+    """Fine-tune `cfg.checkpoint` (or a random init) on `cfg.setting`; result.metrics["score"] is the test score."""
+    s = cfg.setting
+    manifest = read_manifest(shard_url(cfg, s.dataset), cfg.storage.get("endpoint_url"))
+    task = manifest["task"]
+    tasks.check(task, s.metric)
+    if s.protocol not in ("finetune", "linear"):
+        raise ValueError(f"setting.protocol={s.protocol!r} is not valid; choose one of: finetune, linear")
+    videos = split_videos(cfg, manifest)
+    if run_id:
+        mlflow_runs.log_text(cfg, run_id, json.dumps({"seed": cfg.seed, "budget": s.budget, "val_fraction": s.val_fraction,
+                                                      **{k: videos[k] for k in ("train", "val", "test")}}),
+                             f"data/{s.id}_videos.json")
     failure_log = FailureLog.remote()
-    train, manifest = clip_dataset(cfg, s.dataset, s.train_split, s.clip, mode="train", seed=cfg.seed,
-                                   video_ids=ids, failures=failure_log)
-    evaluation, _ = clip_dataset(cfg, s.dataset, s.eval_split, s.clip, mode="eval", seed=cfg.seed,
-                                 failures=failure_log)
-    videos = len(ids) if ids is not None else manifest["splits"][s.train_split]["videos"]
+
+    def data(split, ids, mode):
+        return clip_dataset(cfg, s.dataset, split, s.clip, mode=mode, seed=cfg.seed, video_ids=ids,
+                            failures=failure_log)[0]
+
+    datasets = {"train": data(s.train_split, videos["train"], "train"),
+                "eval": data(s.eval_split, videos["test"], "eval")}
+    if videos["val"]:
+        datasets["val"] = data(s.train_split, videos["val"], "eval")
     needed = s.batch_size * cfg.resources.train_workers
-    if videos * s.clip.clips_per_video < needed:
-        raise ValueError(f"setting {s.id}: {videos} {s.train_split} videos cannot fill one step of {needed} clips; "
-                         f"lower setting.batch_size or resources.train_workers")
+    if len(videos["train"]) * s.clip.clips_per_video < needed:
+        raise ValueError(f"setting {s.id}: {len(videos['train'])} training videos cannot fill one step of {needed} "
+                         f"clips; lower setting.batch_size or resources.train_workers")
     trainer = TorchTrainer(
         finetune_loop,
-        train_loop_config=common.loop_config(cfg, run_id=run_id, num_classes=len(manifest["classes"]),
-                                             failure_log=failure_log, videos=videos),
+        train_loop_config=common.loop_config(cfg, run_id=run_id, task=task, num_classes=videos["num_classes"],
+                                             class_map=videos["class_map"], has_val=bool(videos["val"]),
+                                             failure_log=failure_log, videos=len(videos["train"])),
         scaling_config=common.scaling_config(cfg.resources),
         run_config=common.run_config(cfg, name, num_to_keep=1),
-        datasets={"train": train, "eval": evaluation},
+        datasets=datasets,
         dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
     )
     return trainer.fit()

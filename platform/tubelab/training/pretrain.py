@@ -81,7 +81,8 @@ def pretrain_loop(config: dict) -> None:
     base_lr = common.scaled_lr(p.optimizer, p.batch_size * world)
     optimizer = torch.optim.SGD(params, lr=base_lr, momentum=p.optimizer.momentum,
                                 weight_decay=p.optimizer.weight_decay)
-    start = common.restore(moco, optimizer, key="train_state")
+    restored = common.restore(moco, optimizer, key="train_state")
+    start = restored["epoch"] + 1 if restored else 0
     logger = common.RankZeroLogger(cfg, config.get("run_id"), "pretrain", rank)
     generator = torch.Generator(device=device).manual_seed(common.worker_seed(cfg.seed, rank))
     shard = ray.train.get_dataset_shard("train")
