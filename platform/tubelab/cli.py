@@ -13,7 +13,8 @@ COMMANDS = {
     "pretrain": "one tubelet-contrast pretraining run on Ray Train (name=... resumes)",
     "finetune": "one downstream fine-tune of a checkpoint (setting=ID checkpoint=URI)",
     "sweep": "run an ablation grid with Ray Tune: pretrain -> fine-tune -> table (ablation=NAME)",
-    "report": "rebuild a sweep's table from MLflow (sweep=NAME_OR_RUN_ID)",
+    "severe": "evaluate a checkpoint on SEVERE: every setting as a parallel trial -> the table (checkpoint=URI suite=proxy|real)",
+    "report": "rebuild a sweep's table (sweep=NAME_OR_RUN_ID) or SEVERE tables (severe=NAME[,NAME...]) from MLflow",
     "ui": "serve the MLflow UI of the tracking store on 127.0.0.1 (port=5000)",
     "bench": "run the benchmarks in jobs/benchmark_*.py",
     "tubelets": "tubelets preview [tubelet=...]: write a PNG contact sheet and a GIF of tubelet pairs",
@@ -91,8 +92,14 @@ def cmd_sweep(overrides):
     run_sweep(overrides)
 
 
+def cmd_severe(overrides):
+    from tubelab.evaluation.severe_run import run_severe
+
+    run_severe(overrides)
+
+
 def cmd_report(overrides):
-    from tubelab.reporting.sweep_report import report
+    from tubelab.reporting.report import report
 
     print(report(overrides))
 

@@ -48,7 +48,7 @@ def choices(group: str) -> list[str]:
     if group in ("dataset", "ablation"):
         folder = {"dataset": "datasets", "ablation": "ablations"}[group]
         return sorted(p.stem for p in (project_root() / folder).glob("*.yaml"))
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml") if not p.stem.startswith("_"))  # _x: shared bases
 
 
 def load(config_name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:

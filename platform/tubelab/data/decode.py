@@ -45,6 +45,31 @@ def uniform_starts(num_frames: int, frames: int, stride: int, n: int) -> list[in
     return [int(round(x)) for x in np.linspace(0, room, n)] if n > 1 else [room // 2]
 
 
+def resized_crop_box(height: int, width: int, scale: tuple[float, float], rng: np.random.Generator,
+                     ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+    """(y, x, h, w) of a RandomResizedCrop box: area fraction in `scale`, aspect in `ratio` (log-uniform),
+    as torchvision draws it (10 tries, then the largest centred box of a valid aspect)."""
+    area = height * width
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1])))
+        w, h = int(round(np.sqrt(target * aspect))), int(round(np.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            return int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w
+    side = min(height, width)
+    return (height - side) // 2, (width - side) // 2, side, side
+
+
+def resize(clip: np.ndarray, size: int) -> np.ndarray:
+    """(T, h, w, 3) uint8 -> (T, size, size, 3) uint8, bilinear with antialiasing."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(clip)).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+
+
 def crop_box(height: int, width: int, crop: int, rng: np.random.Generator | None) -> tuple[int, int]:
     if crop > min(height, width):
         raise ValueError(f"crop {crop} is larger than the {width}x{height} shard frames; lower clip.crop "
@@ -73,7 +98,8 @@ class ClipDecoder:
 
     mode "train": each video yields `rows_per_video` rows (the reference's "N random clips per video"
     epochs), each holding `clips_per_row` independently sampled clips (2 for the video-contrast pair):
-    random start, stride drawn from `strides` (per-frame jitter if `jitter`), random crop, flip if `flip`.
+    random start, stride drawn from `strides` (per-frame jitter if `jitter`), random crop (or, with
+    `resized_crop` = (min, max) area fraction, a RandomResizedCrop resized to crop x crop), flip if `flip`.
     mode "eval": one row per video with `eval_clips` clips spread evenly over it (N-clip Video@1; 1 = the
     centred clip) at the first stride, centre crop, no flip.
     Targets: "label" (int64; -1 where the task has none), "multi_hot" (float32, num_classes) for
@@ -83,11 +109,12 @@ class ClipDecoder:
     def __init__(self, frames: int, strides: list[int], crop: int, clips_per_row: int = 1,
                  rows_per_video: int = 1, flip: bool = False, mode: str = "train", seed: int = 0,
                  jitter: bool = False, eval_clips: int = 1, num_classes: int = 0, backend: str = "decord",
-                 failures=None):
+                 resized_crop: tuple[float, float] | None = None, failures=None):
         if mode not in ("train", "eval"):
             raise ValueError(f"ClipDecoder mode must be 'train' or 'eval', got {mode!r}")
         self.frames, self.strides, self.crop, self.flip, self.jitter = frames, list(strides), crop, flip, jitter
         self.mode, self.backend, self.failures, self.num_classes = mode, backend, failures, num_classes
+        self.resized_crop = tuple(resized_crop) if resized_crop else None
         self.clips_per_row = clips_per_row if mode == "train" else eval_clips
         self.rows_per_video = rows_per_video if mode == "train" else 1
         # Each actor gets its own stream; the seed is recorded in the run's params.
@@ -106,8 +133,12 @@ class ClipDecoder:
         frames = read_frames(data, np.concatenate(indices), self.backend)
         out = []
         for clip in np.split(frames, len(indices)):
-            y, x = crop_box(clip.shape[1], clip.shape[2], self.crop, rng)
-            clip = clip[:, y:y + self.crop, x:x + self.crop]
+            if rng is not None and self.resized_crop:
+                y, x, h, w = resized_crop_box(clip.shape[1], clip.shape[2], self.resized_crop, rng)
+                clip = resize(clip[:, y:y + h, x:x + w], self.crop)
+            else:
+                y, x = crop_box(clip.shape[1], clip.shape[2], self.crop, rng)
+                clip = clip[:, y:y + self.crop, x:x + self.crop]
             if self.flip and rng is not None and rng.random() < 0.5:
                 clip = clip[:, :, ::-1]
             out.append(clip)

@@ -114,6 +114,7 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
                                    clips_per_row=clips_per_row, rows_per_video=clip.clips_per_video,
                                    flip=clip.flip, jitter=clip.jitter, eval_clips=clip.eval_clips, mode=mode,
                                    seed=seed, backend=clip.decoder, failures=failures,
+                                   resized_crop=clip.get("resized_crop"),
                                    num_classes=len(manifest["classes"]) if multi_label else 0),
         batch_size=8,
         batch_format="numpy",

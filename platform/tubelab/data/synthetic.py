@@ -87,8 +87,9 @@ def render_video(class_name, rng, *, num_frames, width, height, style="default")
     meta.update({"class": class_name, "shape": shape, "color": color, "center": center, "size": size,
                  "angle": angle, "speed": float(speed), "distractors": len(distractors),
                  "distractor_objects": distractors})
-    if motion:
+    if motion:  # a fine class: its own drawn parameters; the shared speed factor was not used
         meta["motion"] = motion[0]
+        del meta["speed"]
     return np.clip(frames, 0, 255, out=frames).astype(np.uint8), meta
 
 

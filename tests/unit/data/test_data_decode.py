@@ -208,3 +208,17 @@ def test_invalid_mode_and_crop(batch):
         ClipDecoder(frames=4, strides=[1], crop=32, mode="test")
     with pytest.raises(ValueError, match="lower clip.crop"):
         ClipDecoder(frames=4, strides=[1], crop=64, mode="eval")(batch)  # frames are 64x48
+
+
+def test_resized_crop_boxes_follow_the_scale_and_come_back_at_crop_size(batch):
+    from tubelab.data.decode import resized_crop_box
+
+    rng = np.random.default_rng(0)
+    fractions = []
+    for _ in range(500):
+        y, x, h, w = resized_crop_box(48, 64, (0.08, 1.0), rng)
+        assert 0 <= y and y + h <= 48 and 0 <= x and x + w <= 64
+        fractions.append(h * w / (48 * 64))
+    assert min(fractions) < 0.15 and max(fractions) > 0.7  # the whole range is used
+    out = ClipDecoder(frames=4, strides=[1], crop=32, resized_crop=[0.08, 1.0])(batch)["clip"]
+    assert out.shape == (2, 1, 4, 32, 32, 3) and out.dtype == np.uint8

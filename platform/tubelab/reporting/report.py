@@ -1,0 +1,83 @@
+"""`tubelab report`: a sweep's table (sweep=NAME_OR_RUN_ID) or a SEVERE table (severe=NAME,...) rebuilt
+from MLflow alone."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from tubelab import config
+from tubelab.config import ConfigError
+from tubelab.evaluation.severe import SETTINGS
+from tubelab.evaluation.severe_run import SCORE_PREFIX as SEVERE_PREFIX
+from tubelab.reporting import severe_table, tables
+from tubelab.sweeps.trial import SCORE_PREFIX
+from tubelab.tracking import mlflow_runs
+
+
+def find_parent(client: MlflowClient, experiment_id: str, sweep: str):
+    runs = client.search_runs([experiment_id], f"tags.`tubelab.sweep` = '{sweep}' and tags.`tubelab.kind` = 'sweep'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    if runs:
+        return runs[0]
+    try:
+        return client.get_run(sweep)
+    except Exception:
+        raise ConfigError(f"no sweep named or with run id {sweep!r} in experiment {experiment_id}; "
+                          f"list sweeps in the MLflow UI (`tubelab ui`)") from None
+
+
+def sweep_rows(client: MlflowClient, experiment_id: str, parent_id: str) -> tuple[list[dict], list[str], list[str]]:
+    children = client.search_runs([experiment_id], f"tags.`{mlflow_runs.PARENT_TAG}` = '{parent_id}'",
+                                  max_results=10000)
+    axes = sorted({k[len("grid."):] for c in children for k in c.data.params if k.startswith("grid.")})
+    scores = sorted({k[len(SCORE_PREFIX):] for c in children for k in c.data.metrics if k.startswith(SCORE_PREFIX)})
+    rows = []
+    for c in children:
+        if c.info.status != "FINISHED":
+            continue
+        row = {a: c.data.params.get(f"grid.{a}", "") for a in axes}
+        row.update({s: c.data.metrics.get(SCORE_PREFIX + s, float("nan")) for s in scores})
+        rows.append(row)
+    return rows, axes, scores
+
+
+def severe_report(cfg, names: list[str]) -> str:
+    """Several `tubelab severe` runs as rows of one SEVERE table, logged to a new MLflow run."""
+    client, exp = mlflow_runs.client(cfg), mlflow_runs.experiment_id(cfg)
+    ours = []
+    for name in names:
+        runs = client.search_runs([exp], f"tags.`tubelab.severe` = '{name}' and tags.`tubelab.kind` = 'severe'",
+                                  order_by=["attributes.start_time DESC"], max_results=1)
+        if not runs:
+            raise ConfigError(f"no `tubelab severe` run named {name!r} in experiment {exp}")
+        m = runs[0].data.metrics
+        scores = {s: m[f"{SEVERE_PREFIX}{s}"] for s in SETTINGS if f"{SEVERE_PREFIX}{s}" in m}
+        ours.append(severe_table.row(runs[0].data.tags.get("tubelab.label", name), scores))
+    title = "SEVERE: " + ", ".join(names)
+    markdown = severe_table.to_markdown(ours, title)
+    run_id = mlflow_runs.start_run(cfg, f"report-{'-'.join(names)}", kind="report",
+                                   tags={"tubelab.sources": ",".join(names)})
+    mlflow_runs.log_text(cfg, run_id, markdown, "severe.md")
+    mlflow_runs.log_text(cfg, run_id, severe_table.to_csv(ours), "severe.csv")
+    with tempfile.TemporaryDirectory() as d:
+        mlflow_runs.log_artifact(cfg, run_id, severe_table.plot(ours, Path(d) / "severe.png", title))
+    mlflow_runs.end_run(cfg, run_id)
+    return markdown
+
+
+def report(overrides: list[str]) -> str:
+    keys = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in overrides if o.startswith(("sweep=", "severe="))}
+    cfg = config.load("pretrain", [o for o in overrides if not o.startswith(("sweep=", "severe="))])
+    if "severe" in keys:
+        return severe_report(cfg, [n for n in keys["severe"].split(",") if n])
+    if "sweep" not in keys:
+        raise ConfigError("what to report? pass sweep=NAME_OR_RUN_ID (printed by `tubelab sweep`) or "
+                          "severe=NAME[,NAME...] (printed by `tubelab severe`)")
+    client, exp = mlflow_runs.client(cfg), mlflow_runs.experiment_id(cfg)
+    parent = find_parent(client, exp, keys["sweep"])
+    rows, axes, scores = sweep_rows(client, exp, parent.info.run_id)
+    table = tables.aggregate(rows, axes, scores)
+    return f"{parent.info.run_name} ({len(rows)} finished trials)\n\n" + tables.to_markdown(table, axes, scores)

@@ -1,0 +1,63 @@
+import math
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from tubelab import config
+from tubelab.training import tasks
+from tubelab.training.finetune import lr_at, make_optimizer
+
+
+def test_single_label_targets_loss_and_video_scores():
+    batch = {"label": torch.tensor([3, 5])}
+    class_map = torch.tensor([-1, -1, -1, 0, -1, 1])  # a class subset {3, 5} -> {0, 1}
+    assert tasks.targets("single_label", batch, torch.device("cpu"), class_map).tolist() == [0, 1]
+    out = torch.tensor([[[2.0, 0.0], [0.0, 1.0]], [[0.0, 3.0], [0.0, 3.0]]])  # 2 videos x 2 clips
+    pred = tasks.video_outputs("single_label", out)
+    assert torch.allclose(pred.sum(1), torch.ones(2))
+    assert tasks.scores("single_label", pred, torch.tensor([0, 1]), 2) == {"top1": 100.0, "mean_class_accuracy": 100.0}
+    assert tasks.loss("single_label", out[:, 0], torch.tensor([0, 1])).item() > 0
+
+
+def test_multi_label_and_count():
+    hot = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert torch.equal(tasks.targets("multi_label", {"multi_hot": hot}, torch.device("cpu")), hot)
+    out = torch.tensor([[[5.0, -5.0]], [[-5.0, 5.0]]])
+    assert tasks.scores("multi_label", tasks.video_outputs("multi_label", out), hot, 2) == {"map": 100.0}
+    counts = torch.tensor([[[4.0], [6.0]], [[2.0], [2.0]]])
+    pred = tasks.video_outputs("count", counts)
+    assert pred.tolist() == [5.0, 2.0]
+    s = tasks.scores("count", pred, torch.tensor([5.0, 4.0]), 0)
+    assert s["repetition_error"] == pytest.approx((0 + 0.5) / 2) and s["obo"] == 50.0
+    assert tasks.head_size("count", 99) == 1 and tasks.head_size("multi_label", 7) == 7
+
+
+def test_metric_direction_and_checks():
+    assert tasks.better("repetition_error", 0.1, 0.2) and not tasks.better("top1", 10, 20)
+    assert tasks.better("map", 1.0, None)
+    with pytest.raises(ValueError, match="does not fit a count dataset; choose one of: repetition_error, obo"):
+        tasks.check("count", "top1")
+
+
+def test_schedules_match_the_reference_recipes():
+    ucf = config.load("finetune", ["setting=ucf101"]).setting  # Adam 1e-4, x0.3 at 6, 10, 14
+    assert [lr_at(ucf, e) for e in (0, 5, 6, 10, 14)] == pytest.approx([1e-4, 1e-4, 3e-5, 9e-6, 2.7e-6])
+    ch = config.load("finetune", ["setting=charades"]).setting  # SGD 0.0375, 4 warm-up epochs, x0.1 at 41, 49
+    assert lr_at(ch, 0) == pytest.approx(0.0375 / 5) and lr_at(ch, 4) == pytest.approx(0.0375)
+    assert lr_at(ch, 41) == pytest.approx(0.00375) and lr_at(ch, 49) == pytest.approx(0.000375)
+    opt = make_optimizer(ch.optimizer, [torch.nn.Parameter(torch.zeros(1))])
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.9
+    with pytest.raises(ValueError, match="choose one of: adam, sgd"):
+        make_optimizer(OmegaConf.merge(ch.optimizer, {"name": "lamb"}), [torch.nn.Parameter(torch.zeros(1))])
+
+
+@pytest.mark.parametrize("setting,epochs,milestones,budget", [
+    ("ssv2", 22, [12, 17, 20], None), ("ucf_1000", 18, [8, 13, 16], 1000), ("gym_1000", 18, [8, 13, 16], 1000),
+    ("fx_s1", 18, [7, 12, 16], None), ("ub_s1", 18, [7, 12, 16], None), ("gym99", 16, [6, 10, 14], None),
+])
+def test_severe_settings_follow_severe_md(setting, epochs, milestones, budget):
+    s = config.load("finetune", [f"setting={setting}"]).setting
+    assert (s.epochs, list(s.schedule.milestones), s.budget) == (epochs, milestones, budget)
+    assert (s.clip.frames, s.clip.crop, s.clip.eval_clips) == (32, 112, 10)
+    assert s.val_fraction > 0 and s.eval_split != s.train_split and math.isclose(s.optimizer.lr, 1e-4)
