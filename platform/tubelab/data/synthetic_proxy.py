@@ -34,7 +34,6 @@ from tubelab.data.synthetic_motions import (FINE_MOTIONS, MOTIONS, SPEED_RANGE, 
                                             wander)
 from tubelab.data.synthetic_render import SHAPES, STYLES, draw_object, render_background
 
-PROXY_KINDS = ("fine", "count", "multi")
 _TAGS = {"fine": 1, "count": 2, "multi": 3}  # spawn_key[0]: clips of different kinds never share an rng
 _SPLITS = {"train": 0, "test": 1}
 COUNT_CSV = "ucfrep.csv"
