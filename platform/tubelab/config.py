@@ -97,6 +97,25 @@ def _explain(config_name: str, message: str) -> str:
     return message
 
 
+def split_card_overrides(overrides) -> tuple[list[str], dict[str, list[str]]]:
+    """`card.NAME.KEY=V` overrides change the dataset card NAME wherever it is prepared (e.g. a smaller
+    synthetic proxy for a smoke test); returns (other overrides, {NAME: ["dataset.KEY=V", ...]})."""
+    rest, cards = [], {}
+    for o in overrides:
+        if o.startswith("card."):
+            name, _, tail = o[len("card."):].partition(".")
+            if not name or not tail:
+                raise ConfigError(f"override {o!r} must look like card.NAME.KEY=VALUE (e.g. card.synthetic_fine."
+                                  f"generator.train_per_class=4)")
+            cards.setdefault(name, []).append(f"dataset.{tail}")
+        else:
+            rest.append(o)
+    for name in cards:
+        if name not in choices("dataset"):
+            raise ConfigError(f"card.{name}: no dataset card {name!r}; choose one of: {', '.join(choices('dataset'))}")
+    return rest, cards
+
+
 def to_container(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 

@@ -39,6 +39,15 @@ def check_clip_fits(manifest: dict, clip, split: str) -> None:
                          f"encode.short_side")
 
 
+def check_splits(cfg, dataset_name: str, splits: list[str], clip) -> None:
+    """The splits exist in the shards and the clip fits their shortest video: checked before Ray starts."""
+    url = shard_url(cfg, dataset_name)
+    manifest = shards.read_manifest(url, cfg.storage.get("endpoint_url"))
+    for split in splits:
+        shards.shard_paths(manifest, url, split)
+        check_clip_fits(manifest, clip, split)
+
+
 def select_videos(rows: list[dict], *, per_class: int | None = None, fraction: float | None = None,
                   seed: int = 0) -> list[str]:
     """A reproducible subset of a split's videos (rows: video_id, label), sorted.

@@ -144,15 +144,16 @@ def prepare(cfg, progress: bool = True) -> tuple[dict, str]:
     return manifest, out
 
 
-def ensure_shards(cfg, name: str) -> str:
+def ensure_shards(cfg, name: str, card_overrides: list[str] = ()) -> str:
     """Shard URL of dataset `name` under cfg.storage; the built-in synthetic data is generated when missing.
 
     Real datasets are never prepared implicitly: their missing shards raise with the command to run.
+    `card_overrides` ("dataset.KEY=V") change the card, as `card.NAME.KEY=V` on the command line.
     """
     from tubelab import config
 
     url = shard_url(cfg, name)
-    prep = config.load("prepare", [f"dataset={name}"])
+    prep = config.load("prepare", [f"dataset={name}", *card_overrides])
     with open_dict(prep):  # the caller's storage, state dir and resources, whatever their group options
         prep.storage, prep.home, prep.resources = cfg.storage, cfg.home, cfg.resources
         if "dataset" in cfg and cfg.dataset.name == name:

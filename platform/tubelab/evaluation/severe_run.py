@@ -21,7 +21,7 @@ from tubelab.config import ConfigError, to_container
 from tubelab.data import storage
 from tubelab.data.prepare import ensure_shards
 from tubelab.reporting import severe_table
-from tubelab.sweeps.run import finetune_config, split_overrides
+from tubelab.sweeps.run import check_setting, finetune_config, split_overrides
 from tubelab.tracking import mlflow_runs
 from tubelab.training import common
 from tubelab.training.finetune import run_finetune
@@ -54,6 +54,7 @@ def severe_trial(params: dict, trials: list[dict]) -> None:
 
 
 def run_severe(overrides: list[str]) -> dict:
+    overrides, cards = config.split_card_overrides(overrides)
     base_overrides, setting_overrides = split_overrides(overrides)
     cfg = config.load("severe", base_overrides)
     if cfg.suite not in cfg.suites:
@@ -77,7 +78,12 @@ def run_severe(overrides: list[str]) -> dict:
         ft["checkpoint"] = cfg.checkpoint
         trials.append({"cfg": ft, "severe_id": severe_id, "name": name})
     for dataset in sorted({t["cfg"]["setting"]["dataset"] for t in trials}):
-        ensure_shards(cfg, dataset)
+        ensure_shards(cfg, dataset, cards.get(dataset, []))
+    for t in trials:
+        try:
+            check_setting(OmegaConf.create(t["cfg"]))
+        except ValueError as e:
+            raise ConfigError(f"SEVERE {t['severe_id']} ({t['cfg']['setting']['id']}): {e}") from None
     plan = resources.init_ray(cfg.resources)
     parent = mlflow_runs.start_run(cfg, name, kind="severe", tags={
         "tubelab.severe": name, "tubelab.suite": cfg.suite, "tubelab.label": label,

@@ -18,8 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tubelab import config, resources
 from tubelab.config import ConfigError, to_container
-from tubelab.data import shards
-from tubelab.data.pipeline import check_clip_fits, shard_url
+from tubelab.data.pipeline import check_splits
 from tubelab.data.prepare import ensure_shards
 from tubelab.models import MODELS
 from tubelab.reporting import plots, tables
@@ -105,24 +104,26 @@ def check_clips(plan: SweepPlan) -> None:
     """Every trial's clips must fit the shards it reads (frames, crop), checked before Ray starts."""
     for t in plan.trials:
         cfg = OmegaConf.create(t["cfg"])
-        uses = [(cfg.dataset.name, cfg.pretrain.split, cfg.pretrain.clip)]
-        for s in t["settings"]:
-            setting = OmegaConf.create(s["setting"])
-            uses += [(setting.dataset, split, setting.clip) for split in (setting.train_split, setting.eval_split)]
-        for dataset, split, clip in uses:
-            try:
-                manifest = shards.read_manifest(shard_url(cfg, dataset), cfg.storage.get("endpoint_url"))
-                shards.shard_paths(manifest, shard_url(cfg, dataset), split)
-                check_clip_fits(manifest, clip, split)
-            except ValueError as e:
-                raise ConfigError(f"grid point {t['label']}, dataset {dataset}: {e}") from None
+        try:
+            check_splits(cfg, cfg.dataset.name, [cfg.pretrain.split], cfg.pretrain.clip)
+            for s in t["settings"]:
+                check_setting(OmegaConf.create(s))
+        except ValueError as e:
+            raise ConfigError(f"grid point {t['label']}: {e}") from None
+
+
+def check_setting(ft) -> None:
+    """A downstream setting's splits and clips against its shards."""
+    s = ft.setting
+    check_splits(ft, s.dataset, [s.train_split, s.eval_split], s.clip)
 
 
 def run_sweep(overrides: list[str]) -> list[dict]:
+    overrides, cards = config.split_card_overrides(overrides)
     plan = plan_sweep(overrides)
     base = plan.base
     for name in sorted({base.dataset.name, *(s["setting"]["dataset"] for s in plan.trials[0]["settings"])}):
-        ensure_shards(base, name)
+        ensure_shards(base, name, cards.get(name, []))
     check_clips(plan)
     res_plan = resources.init_ray(base.resources)
     print(f"sweep {plan.name}: {len(plan.trials)} trials ({plan.ablation}); {res_plan.describe()}")

@@ -146,11 +146,14 @@ def split_videos(cfg, manifest: dict) -> dict:
         return [r for r in split_rows(cfg, s.dataset, split) if keep is None or r["label"] in keep]
 
     train_rows = rows(s.train_split)
+    task_has_classes = manifest["task"] == "single_label"
     val = select_videos(train_rows, fraction=s.val_fraction, seed=cfg.seed) if s.val_fraction else []
     rest = [r for r in train_rows if r["video_id"] not in set(val)]
     num_classes = len(keep) if keep is not None else len(classes)
     if s.budget is not None:
-        train = select_videos(rest, per_class=math.ceil(s.budget / num_classes), seed=cfg.seed)
+        # Tasks without classes (counting, multi-label) form one group: the budget is the number of videos.
+        train = select_videos(rest, per_class=math.ceil(s.budget / max(num_classes if task_has_classes else 1, 1)),
+                              seed=cfg.seed)
     else:
         train = sorted(r["video_id"] for r in rest)
     class_map = None
