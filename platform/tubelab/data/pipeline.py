@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pyarrow.parquet as pq
 import ray
@@ -103,7 +105,12 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
     check_clip_fits(manifest, clip, split)
     fs, _ = storage.filesystem(url, endpoint)
     res = cfg.resources
-    ray.data.DataContext.get_current().target_max_block_size = DECODED_BLOCK_BYTES
+    ctx = ray.data.DataContext.get_current()
+    ctx.target_max_block_size = DECODED_BLOCK_BYTES
+    # One progress bar per dataset in a terminal; none in logs (per-operator bars re-printed every
+    # epoch made a 20-minute run's log 70 MB).
+    ctx.enable_operator_progress_bars = False
+    ctx.enable_progress_bars = sys.stdout.isatty()
     ds = ray.data.read_parquet(
         paths,
         filesystem=None if storage.is_local(url) else fs,
