@@ -16,6 +16,7 @@ from tubelab.data.decode import ClipDecoder
 # a decode actor buffers a whole epoch of a small dataset before emitting anything, and training
 # waits for all of it; small blocks stream clips to the trainer as they are decoded.
 DECODED_BLOCK_BYTES = 8 * 1024 * 1024
+VIDEOS_PER_BLOCK = 8
 
 
 def shard_url(cfg, dataset_name: str) -> str:
@@ -114,11 +115,14 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
     ds = ray.data.read_parquet(
         paths,
         filesystem=None if storage.is_local(url) else fs,
-        columns=["video_id", "label", "labels", "count", "num_frames", "video"],
-        ray_remote_args={"num_cpus": res.read_task_cpus},
-    )
+        num_cpus=res.read_task_cpus,
+    ).select_columns(["video_id", "label", "labels", "count", "num_frames", "video"])
     if video_ids is not None:
         ds = ds.filter(expr=col("video_id").is_in(list(video_ids)))
+    # The Parquet reader hands a small split over as one block, and one block means one decode task on
+    # one actor however many there are (measured: jobs/benchmark_data.py); small blocks spread the work
+    # and give the block-order shuffle something to shuffle.
+    ds = ds.repartition(target_num_rows_per_block=VIDEOS_PER_BLOCK)
     if mode == "train":
         # Shards are class-mixed at prepare time; block order + the consumer's local shuffle buffer
         # randomise each epoch without an all-to-all shuffle of the video bytes.
@@ -132,7 +136,7 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
                                    seed=seed, backend=clip.decoder, failures=failures,
                                    resized_crop=clip.get("resized_crop"),
                                    num_classes=len(manifest["classes"]) if multi_label else 0),
-        batch_size=8,
+        batch_size=2,  # small calls keep an actor from stalling on its full output buffer
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=res.decode_actors),
         num_cpus=res.cpus_per_decode_actor,

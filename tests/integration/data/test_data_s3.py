@@ -47,6 +47,6 @@ def test_prepare_stream_checkpoint_and_load_through_s3(s3_endpoint, tmp_path, mo
         setting = finetune_config(cfg, "synthetic", ["setting.epochs=1", "setting.batch_size=4",
                                                      "setting.clip.crop=40", "setting.clip.clips_per_video=1"])
         ft = run_finetune(OmegaConf.create({**setting, "checkpoint": uri}), name="s3-finetune")
-        assert 0.0 <= ft.metrics["top1"] <= 100.0 and ft.metrics["eval_videos"] == 10
+        assert 0.0 <= ft.metrics["score"] == ft.metrics["test_top1"] <= 100.0 and ft.metrics["test_videos"] == 10
     finally:
         ray.shutdown()

@@ -73,8 +73,9 @@ def test_killed_train_worker_is_restored_from_its_checkpoint(tmp_path):
     try:
         deadline = time.monotonic() + 300
         checkpoints = tmp_path / "checkpoints" / "kill-me"
+        # Epoch 0 logged and its checkpoint registered by Ray Train (the snapshot is written after that).
         while time.monotonic() < deadline and not (epoch_logged(tmp_path / "mlflow.db")
-                                                   and any(checkpoints.glob("checkpoint_*/checkpoint.pt"))):
+                                                   and (checkpoints / "checkpoint_manager_snapshot.json").exists()):
             assert proc.poll() is None, proc.stdout.read()[-3000:]
             time.sleep(0.5)
         workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
