@@ -4,7 +4,12 @@ A trial needs, all at the same time: its driver, the train workers, the decode a
 read tasks. With the logical CPUs equal to the physical ones, a 2-core machine cannot hold a
 2-worker trainer plus one decode actor: the actor pool waits for CPUs that the trainer holds and
 the run hangs forever. On the embedded default tubelab therefore declares as many logical CPUs as
-the plan needs (the OS time-shares the cores); on a cluster the plan must fit what the cluster has.
+the plan needs (the OS time-shares the cores); on a cluster the plan must fit what the cluster has, or
+can grow to (`resources.cluster_cpus`, for autoscaling clusters that start with no workers).
+
+Placement is config: `resources.decode_node_resource` / `train_node_resource` name the custom resources
+that mark decode and train nodes (infra/); decode actors and train workers request MARKER_AMOUNT of
+them, which pins them to those nodes without limiting how many share a node.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ class Plan:
                 f"{self.max_concurrent_trials} trial(s) at a time")
 
 
+MARKER_AMOUNT = 0.001  # of a node marker per actor / worker: pins placement, never the limiting resource
+EMBEDDED_MARKER = 1000.0  # the embedded Ray's one node carries every configured marker this much
+RESERVED = {"CPU", "GPU", "memory", "object_store_memory"}
 LISTING_CPUS = 1.0  # Ray Data's file-listing task (ListFiles) asks for 1 CPU; it is not configurable
 
 
@@ -45,6 +53,40 @@ def check(res) -> None:
                 "gpus_per_train_worker"):
         if res[key] < 0:
             raise ValueError(f"resources.{key} must be >= 0, got {res[key]}")
+    for key in ("decode_node_resource", "train_node_resource"):
+        name = res.get(key)
+        if name is not None and (not isinstance(name, str) or not name.strip() or name in RESERVED):
+            raise ValueError(f"resources.{key} must be the name of a custom node resource (e.g. decode_node) or "
+                             f"null, got {name!r}")
+    if res.get("cluster_cpus") is not None and res.cluster_cpus <= 0:
+        raise ValueError(f"resources.cluster_cpus must be > 0 or null, got {res.cluster_cpus}")
+
+
+def markers(res) -> dict[str, str]:
+    """The configured node markers: {resource name: key in resources.*}."""
+    return {res[k]: k for k in ("decode_node_resource", "train_node_resource") if res.get(k)}
+
+
+def placement(res, role: str) -> dict[str, float]:
+    """Custom resources a decode actor (role "decode") or a train worker ("train") requests."""
+    name = res.get(f"{role}_node_resource")
+    return {name: MARKER_AMOUNT} if name else {}
+
+
+def check_cluster(res, cluster_resources: dict[str, float]) -> "Plan":
+    """The plan on a connected cluster: it must fit what the cluster has (or `cluster_cpus`, what it
+    can grow to), and a configured node marker must exist on some node unless the cluster autoscales."""
+    check(res)
+    autoscaling = res.get("cluster_cpus") is not None
+    if not autoscaling:
+        for name, key in markers(res).items():
+            if cluster_resources.get(name, 0) <= 0:
+                raise ValueError(
+                    f"resources.{key}={name!r} but no node of the cluster has that resource (it has: "
+                    f"{', '.join(sorted(k for k in cluster_resources if not k.startswith('node:')))}); start nodes "
+                    f"with it (infra/) or, if the cluster autoscales from zero workers, set resources.cluster_cpus")
+    cpus = cluster_resources.get("CPU", 0)
+    return plan(res, cluster_cpus=max(cpus, res.cluster_cpus) if autoscaling else cpus)
 
 
 def plan(res, cluster_cpus: float | None = None) -> Plan:
@@ -67,11 +109,12 @@ def plan(res, cluster_cpus: float | None = None) -> Plan:
 def init_ray(res) -> Plan:
     """Connect to `resources.address` (or the cluster of a `ray job submit`), else start the embedded Ray."""
     if ray.is_initialized():
-        return plan(res, ray.cluster_resources().get("CPU", 0))
+        return check_cluster(res, ray.cluster_resources())
     address = res.address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=True)
-        return plan(res, ray.cluster_resources().get("CPU", 0))
+        return check_cluster(res, ray.cluster_resources())
     p = plan(res)
-    ray.init(num_cpus=p.logical_cpus, log_to_driver=True)
+    ray.init(num_cpus=p.logical_cpus, resources={name: EMBEDDED_MARKER for name in markers(res)} or None,
+             log_to_driver=True)
     return p

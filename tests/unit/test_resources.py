@@ -35,3 +35,82 @@ def test_cluster_too_small_fails_fast_with_the_numbers():
 def test_bad_values(key, value):
     with pytest.raises(ValueError, match=f"resources.{key}"):
         resources.plan(res(**{key: value}))
+
+
+# Placement: which custom resources mark decode and train nodes is config (resources.*), not code.
+
+def test_no_markers_by_default_so_the_embedded_run_is_unchanged():
+    r = res()
+    assert r.decode_node_resource is None and r.train_node_resource is None
+    assert resources.placement(r, "decode") == {} and resources.placement(r, "train") == {}
+    assert resources.markers(r) == {}
+
+
+def test_markers_become_small_requests_of_decode_actors_and_train_workers():
+    from tubelab.training.common import scaling_config
+
+    r = res(decode_node_resource="decode_node", train_node_resource="train_node")
+    assert resources.placement(r, "decode") == {"decode_node": resources.MARKER_AMOUNT}
+    assert resources.placement(r, "train") == {"train_node": resources.MARKER_AMOUNT}
+    assert 0 < resources.MARKER_AMOUNT <= 0.01  # pins placement; never what limits actors per node
+    per_worker = scaling_config(r).resources_per_worker
+    assert per_worker == {"CPU": r.cpus_per_train_worker, "train_node": resources.MARKER_AMOUNT}
+    assert "train_node" not in scaling_config(res()).resources_per_worker
+
+
+def test_decode_actors_request_the_decode_marker(monkeypatch):
+    """The map_batches call of the clip pipeline carries the marker (captured, no Ray started)."""
+    import ray.data
+
+    from tubelab.data import pipeline
+
+    seen = {}
+
+    class FakeDataset:
+        def __getattr__(self, name):
+            def method(*args, **kwargs):
+                if name == "map_batches":
+                    seen.update(kwargs)
+                return self
+            return method
+
+    monkeypatch.setattr(pipeline.shards, "read_manifest", lambda url, endpoint: {
+        "task": "single_label", "classes": ["a"], "splits": {"train": {"videos": 4}}})
+    monkeypatch.setattr(pipeline.shards, "shard_paths", lambda manifest, url, split: ["x.parquet"])
+    monkeypatch.setattr(pipeline, "check_clip_fits", lambda *a, **k: None)
+    monkeypatch.setattr(ray.data, "read_parquet", lambda *a, **k: FakeDataset())
+    cfg = config.load("pretrain", ["resources.decode_node_resource=decode_node"])
+    pipeline.clip_dataset(cfg, cfg.dataset.name, "train", cfg.pretrain.clip, mode="train", seed=0)
+    assert seen["resources"] == {"decode_node": resources.MARKER_AMOUNT}
+    assert seen["num_cpus"] == cfg.resources.cpus_per_decode_actor
+
+
+@pytest.mark.parametrize("key,value", [("decode_node_resource", "CPU"), ("train_node_resource", "GPU"),
+                                       ("train_node_resource", " "), ("cluster_cpus", 0)])
+def test_bad_placement_values(key, value):
+    with pytest.raises(ValueError, match=f"resources.{key}"):
+        resources.check(res(**{key: value}))
+
+
+def test_cluster_without_the_marker_fails_fast_unless_it_autoscales():
+    r = res(decode_node_resource="decode_node", train_node_resource="train_node")
+    need = resources.cpus_per_trial(r)
+    fixed = {"CPU": need * 2, "decode_node": 1.0}  # no train node
+    with pytest.raises(ValueError, match=r"train_node_resource='train_node' but no node of the cluster has that resource"):
+        resources.check_cluster(r, fixed)
+    ok = resources.check_cluster(r, {**fixed, "train_node": 2.0})
+    assert ok.max_concurrent_trials == 2
+    # Autoscaling from zero workers: a CPU-less head and no markers yet; plan for what it can grow to.
+    grows = resources.check_cluster(res(decode_node_resource="decode_node", train_node_resource="train_node",
+                                        cluster_cpus=need * 3), {"CPU": 0.0})
+    assert grows.logical_cpus == int(need * 3) and grows.max_concurrent_trials == 3
+    with pytest.raises(ValueError, match="one trial needs"):
+        resources.check_cluster(res(cluster_cpus=1), {"CPU": 0.0})
+
+
+def test_cluster_without_markers_plans_on_its_cpus_as_before():
+    r = res()
+    need = resources.cpus_per_trial(r)
+    assert resources.check_cluster(r, {"CPU": need * 2.5}) == resources.plan(r, cluster_cpus=need * 2.5)
+    with pytest.raises(ValueError, match="but the cluster has 0"):
+        resources.check_cluster(r, {"CPU": 0.0})

@@ -11,6 +11,7 @@ from ray.data.expressions import col
 
 from tubelab.data import shards, storage
 from tubelab.data.decode import ClipDecoder
+from tubelab.resources import placement
 
 # Decoded clips are ~100x larger than their mp4 bytes. With Ray Data's default 128 MiB target block,
 # a decode actor buffers a whole epoch of a small dataset before emitting anything, and training
@@ -140,5 +141,6 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=res.decode_actors),
         num_cpus=res.cpus_per_decode_actor,
+        resources=placement(res, "decode") or None,  # the decode-node marker (resources.*), if any
     )
     return ds, manifest

@@ -13,6 +13,7 @@ import ray.train
 import torch
 from omegaconf import OmegaConf
 
+from tubelab import resources
 from tubelab.data import storage
 from tubelab.tracking import mlflow_runs
 
@@ -23,7 +24,8 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 def scaling_config(res) -> ray.train.ScalingConfig:
     gpus = res.gpus_per_train_worker
-    per_worker = {"CPU": res.cpus_per_train_worker, **({"GPU": gpus} if gpus else {})}
+    per_worker = {"CPU": res.cpus_per_train_worker, **({"GPU": gpus} if gpus else {}),
+                  **resources.placement(res, "train")}  # the train-node marker (resources.*), if any
     return ray.train.ScalingConfig(num_workers=res.train_workers, use_gpu=gpus > 0, resources_per_worker=per_worker)
 
 
