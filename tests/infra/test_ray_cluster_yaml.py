@@ -126,6 +126,17 @@ def test_submit_command_runs_a_file_of_the_repo_with_the_clusters_capacity():
     assert int(overrides["resources.cluster_cpus"]) == most, "cluster_cpus must be what the groups can grow to"
 
 
+def test_submit_overrides_compose_into_a_valid_sweep_config():
+    """Unknown keys or values would only fail on the cluster, after `ray up`: compose them here."""
+    from tubelab import config
+
+    argv = submit_command()
+    overrides = [a for a in argv[argv.index("--") + 3:] if "=" in a]
+    cfg = config.load("sweep", overrides)
+    assert cfg.resources.decode_node_resource == DECODE and cfg.resources.train_node_resource == TRAIN
+    assert cfg.choices.storage == "s3" and cfg.choices.tracking == "server"
+
+
 def test_region_is_the_same_everywhere():
     cfg = load()
     region = cfg["provider"]["region"]
@@ -141,3 +152,14 @@ def test_no_secret_values_in_the_aws_files():
         assert not re.search(r"AKIA[0-9A-Z]{16}", text), path               # AWS access key ids
         assert not re.search(r"postgres(ql)?://[^\s:@/]+:[^\s@]+@", text), path  # URIs with a password
         assert not re.search(r"(?i)(password|secret|token)\s*[:=]\s*['\"]?[A-Za-z0-9+/]{12,}", text), path
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in AWS.glob("*.sh")))
+def test_shell_scripts_parse(script, tmp_path):
+    import subprocess
+
+    ok = subprocess.run(["bash", "-n", str(AWS / script)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    broken = tmp_path / script
+    broken.write_text((AWS / script).read_text() + "\nif then\n")
+    assert subprocess.run(["bash", "-n", str(broken)], capture_output=True).returncode != 0
