@@ -30,6 +30,10 @@ def parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help_text, description=help_text)
         if name == "tubelets":
             s.add_argument("action", choices=["preview"])
+        if name == "sweep":
+            s.add_argument("--resume", action="store_true",
+                           help="continue an interrupted sweep (name=..., else this ablation's newest unfinished "
+                                "one): only its unfinished trials run")
         s.add_argument("overrides", nargs="*", help="key=value config overrides")
     return p
 
@@ -55,6 +59,7 @@ def cmd_pretrain(overrides):
 
     cfg = config.load("pretrain", overrides)
     validate_run(cfg)
+    mlflow_runs.check_reachable(cfg)
     ensure_shards(cfg, cfg.dataset.name)
     resources.init_ray(cfg.resources)
     name = cfg.name or f"pretrain-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -74,6 +79,7 @@ def cmd_finetune(overrides):
     from tubelab.training.finetune import run_finetune
 
     cfg = config.load("finetune", overrides)
+    mlflow_runs.check_reachable(cfg)
     ensure_shards(cfg, cfg.setting.dataset)
     resources.init_ray(cfg.resources)
     name = cfg.name or f"finetune-{cfg.setting.id}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -86,10 +92,10 @@ def cmd_finetune(overrides):
     print(f"{cfg.setting.id} {cfg.setting.metric}: {score:.2f}")
 
 
-def cmd_sweep(overrides):
+def cmd_sweep(overrides, resume=False):
     from tubelab.sweeps.run import run_sweep
 
-    run_sweep(overrides)
+    run_sweep(overrides, resume=resume)
 
 
 def cmd_severe(overrides):
@@ -146,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     handler = globals()[f"cmd_{args.command}"]
     try:
-        handler(args.overrides)
+        handler(args.overrides, **({"resume": args.resume} if args.command == "sweep" else {}))
     except ConfigError as e:
         print(f"tubelab {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -115,6 +115,8 @@ def init_ray(res) -> Plan:
         ray.init(address=address, log_to_driver=True)
         return check_cluster(res, ray.cluster_resources())
     p = plan(res)
-    ray.init(num_cpus=p.logical_cpus, resources={name: EMBEDDED_MARKER for name in markers(res)} or None,
+    # address="local": always a new embedded Ray; a bare ray.init() would join any cluster that a
+    # `ray start` left on this machine (/tmp/ray/ray_current_cluster) and fail or steal its resources.
+    ray.init(address="local", num_cpus=p.logical_cpus, resources={name: EMBEDDED_MARKER for name in markers(res)} or None,
              log_to_driver=True)
     return p

@@ -8,11 +8,14 @@ table, the MLflow parent and child runs with params, metrics and artifacts, and 
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
+
+from services import stop_group
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +74,9 @@ def test_parent_and_child_runs_with_params_and_metrics(sweep):
     (parent,) = runs(client, "tags.`tubelab.kind` = 'sweep' and tags.`tubelab.sweep` = 'e2e-sweep'")
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["tubelab.ablation"] == "demo"
-    assert parent.data.tags["git_commit"]
+    assert parent.data.tags["git_commit"] and parent.data.tags["git_dirty"] in ("true", "false")
+    assert parent.data.tags["decord_version"] != "not installed" and parent.data.tags["torch_version"]
+    assert "CPUs" in parent.data.tags["tubelab.cluster"]
     children = runs(client, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert len(children) == 2
     assert {c.data.params["grid.tubelet"] for c in children} == {"no_motion", "default"}
@@ -82,13 +87,19 @@ def test_parent_and_child_runs_with_params_and_metrics(sweep):
         expected_motion = "none" if params["grid.tubelet"] == "no_motion" else "nonlinear"
         assert params["tubelet.motion"] == expected_motion
         assert 0.0 <= child.data.metrics["score/synthetic/top1"] <= 100.0
-        losses = client.get_metric_history(child.info.run_id, "pretrain/loss")
-        assert sorted(m.step for m in losses) == [0, 1]  # one value per epoch, rank 0 only
-        assert client.get_metric_history(child.info.run_id, "finetune/synthetic/loss")
+        assert child.data.metrics["cost/cpu_hours"] > 0 and child.data.metrics["cost/gpu_hours"] == 0
+        assert len(child.data.tags["tubelab.fingerprint"]) == 24 and child.data.tags["tubelab.data.synthetic"]
         assert Path(child.data.tags["checkpoint_uri"]).is_dir()
-        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
-        assert "config.yaml" in artifacts
-        assert {a.path for a in client.list_artifacts(child.info.run_id, "preview")} == {
+        assert "config.yaml" in {a.path for a in client.list_artifacts(child.info.run_id)}
+        # one nested run per stage
+        stages = {r.info.run_name: r for r in runs(client, f"tags.`mlflow.parentRunId` = '{child.info.run_id}'")}
+        assert set(stages) == {"pretrain", "finetune-synthetic"}
+        assert all(r.info.status == "FINISHED" for r in stages.values())
+        losses = client.get_metric_history(stages["pretrain"].info.run_id, "pretrain/loss")
+        assert sorted(m.step for m in losses) == [0, 1]  # one value per epoch, rank 0 only
+        assert client.get_metric_history(stages["finetune-synthetic"].info.run_id, "finetune/synthetic/loss")
+        assert stages["finetune-synthetic"].data.metrics["score/synthetic/top1"] == child.data.metrics["score/synthetic/top1"]
+        assert {a.path for a in client.list_artifacts(stages["pretrain"].info.run_id, "preview")} == {
             "preview/tubelet_pairs.png", "preview/tubelet_pairs.gif"}
 
 
@@ -109,3 +120,63 @@ def test_report_rebuilds_the_table_from_mlflow(sweep):
     table = [line for line in proc.stdout.splitlines() if line.startswith("|")]
     printed = [line for line in stdout.splitlines() if line.startswith("|")]
     assert sorted(table) == sorted(printed)
+
+
+def test_a_second_sweep_reuses_finished_trials_instead_of_rerunning_them(sweep):
+    home, stdout, client = sweep
+    assert "2 to run, 0 reused from earlier sweeps, 0 already finished" in stdout
+    same_name = tubelab(home, "sweep", *SMALL, timeout=120)
+    assert same_name.returncode == 2 and "a sweep named 'e2e-sweep' already exists" in same_name.stderr
+    assert "--resume" in same_name.stderr
+    again = tubelab(home, "sweep", *[o for o in SMALL if not o.startswith("name=")], "name=e2e-again", timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "0 to run, 2 reused from earlier sweeps, 0 already finished" in again.stdout
+    assert "RayTrainWorker" not in again.stdout + again.stderr  # nothing was trained
+    (first,) = runs(client, "tags.`tubelab.kind` = 'sweep' and tags.`tubelab.sweep` = 'e2e-sweep'")
+    (second,) = runs(client, "tags.`tubelab.kind` = 'sweep' and tags.`tubelab.sweep` = 'e2e-again'")
+    originals = {c.info.run_id: c for c in runs(client, f"tags.`mlflow.parentRunId` = '{first.info.run_id}'")}
+    links = runs(client, f"tags.`mlflow.parentRunId` = '{second.info.run_id}'")
+    assert len(links) == 2 and {c.data.tags["tubelab.reused_from"] for c in links} == set(originals)
+    for link in links:
+        source = originals[link.data.tags["tubelab.reused_from"]]
+        assert link.data.metrics["score/synthetic/top1"] == source.data.metrics["score/synthetic/top1"]
+        assert link.data.tags["tubelab.fingerprint"] == source.data.tags["tubelab.fingerprint"]
+    table = sorted(line for line in again.stdout.splitlines() if line.startswith("| no_motion") or line.startswith("| default"))
+    assert table == sorted(line for line in stdout.splitlines() if line.startswith("| no_motion") or line.startswith("| default"))
+    assert "2 finished trial(s), 2 reused from earlier sweeps" in again.stdout
+
+
+def test_an_interrupted_sweep_resumes_only_its_unfinished_trials(tmp_path_factory):
+    home = tmp_path_factory.mktemp("resume-home")
+    args = [o for o in SMALL if not o.startswith("name=")] + ["name=e2e-resume", "resources.max_concurrent_trials=1"]
+    log = open(home / "first.log", "w")
+    first = subprocess.Popen([str(Path(sys.executable).parent / "tubelab"), "sweep", *args], stdout=log,
+                             stderr=subprocess.STDOUT, env={**os.environ, "TUBELAB_HOME": str(home)},
+                             start_new_session=True)
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    deadline = time.monotonic() + 600
+    try:  # kill the driver (and with it its embedded Ray) as soon as the first trial has finished
+        while not trials(client, "FINISHED"):
+            assert first.poll() is None and time.monotonic() < deadline, (home / "first.log").read_text()[-3000:]
+            time.sleep(1)
+    finally:
+        stop_group(first)
+        log.close()
+    (done,) = trials(client, "FINISHED")
+    assert len(trials(client)) <= 2
+
+    resumed = tubelab(home, "sweep", "--resume", *[o for o in args if not o.startswith("name=")], timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "sweep e2e-resume: 2 trials (demo): 1 to run, 0 reused from earlier sweeps, 1 already finished" in resumed.stdout
+    children = trials(client)
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)  # no duplicates
+    assert done.info.run_id in {c.info.run_id for c in children}
+    assert client.get_run(done.info.run_id).info.end_time == done.info.end_time  # not run again
+    (parent,) = runs(client, "tags.`tubelab.kind` = 'sweep'")
+    assert parent.info.status == "FINISHED" and parent.data.tags["tubelab.sweep"] == "e2e-resume"
+    assert len([line for line in resumed.stdout.splitlines() if line.startswith(("| no_motion", "| default"))]) == 2
+
+
+def trials(client, status=None):
+    found = runs(client, "tags.`tubelab.kind` = 'trial'") if client.get_experiment_by_name("tubelab") else []
+    return [r for r in found if status is None or r.info.status == status]

@@ -12,8 +12,7 @@ from tubelab import config
 from tubelab.config import ConfigError
 from tubelab.evaluation.severe import SETTINGS
 from tubelab.evaluation.severe_run import SCORE_PREFIX as SEVERE_PREFIX
-from tubelab.reporting import severe_table, tables
-from tubelab.sweeps.trial import SCORE_PREFIX
+from tubelab.reporting import severe_table, sweep_report
 from tubelab.tracking import mlflow_runs
 
 
@@ -27,21 +26,6 @@ def find_parent(client: MlflowClient, experiment_id: str, sweep: str):
     except Exception:
         raise ConfigError(f"no sweep named or with run id {sweep!r} in experiment {experiment_id}; "
                           f"list sweeps in the MLflow UI (`tubelab ui`)") from None
-
-
-def sweep_rows(client: MlflowClient, experiment_id: str, parent_id: str) -> tuple[list[dict], list[str], list[str]]:
-    children = client.search_runs([experiment_id], f"tags.`{mlflow_runs.PARENT_TAG}` = '{parent_id}'",
-                                  max_results=10000)
-    axes = sorted({k[len("grid."):] for c in children for k in c.data.params if k.startswith("grid.")})
-    scores = sorted({k[len(SCORE_PREFIX):] for c in children for k in c.data.metrics if k.startswith(SCORE_PREFIX)})
-    rows = []
-    for c in children:
-        if c.info.status != "FINISHED":
-            continue
-        row = {a: c.data.params.get(f"grid.{a}", "") for a in axes}
-        row.update({s: c.data.metrics.get(SCORE_PREFIX + s, float("nan")) for s in scores})
-        rows.append(row)
-    return rows, axes, scores
 
 
 def severe_report(cfg, names: list[str]) -> str:
@@ -78,6 +62,4 @@ def report(overrides: list[str]) -> str:
                           "severe=NAME[,NAME...] (printed by `tubelab severe`)")
     client, exp = mlflow_runs.client(cfg), mlflow_runs.experiment_id(cfg)
     parent = find_parent(client, exp, keys["sweep"])
-    rows, axes, scores = sweep_rows(client, exp, parent.info.run_id)
-    table = tables.aggregate(rows, axes, scores)
-    return f"{parent.info.run_name} ({len(rows)} finished trials)\n\n" + tables.to_markdown(table, axes, scores)
+    return sweep_report.build(cfg, parent.info.run_id).markdown

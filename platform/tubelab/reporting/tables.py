@@ -23,7 +23,7 @@ def aggregate(rows: list[dict], axes: list[str], scores: list[str]) -> list[dict
     return out
 
 
-def _cell(row: dict, score: str) -> str:
+def cell(row: dict, score: str) -> str:
     mean = row[score]
     if math.isnan(mean):
         return "n/a"
@@ -34,7 +34,7 @@ def to_markdown(rows: list[dict], axes: list[str], scores: list[str]) -> str:
     header = axes + scores
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join([str(row[a]) for a in axes] + [_cell(row, s) for s in scores]) + " |")
+        lines.append("| " + " | ".join([str(row[a]) for a in axes] + [cell(row, s) for s in scores]) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -24,6 +24,16 @@ class GridPoint:
         return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{text}_seed-{self.seed}")
 
 
+def parse_label(label: str) -> dict[str, str]:
+    """The inverse of GridPoint.label: "a=x, b=y" -> {"a": "x", "b": "y"}."""
+    if label == "base":
+        return {}
+    pairs = [part.split("=", 1) for part in label.split(", ")]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError(f"{label!r} is not a grid-point label like 'tubelet=default, seed_axis=1'")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
 def override_value(value) -> str:
     """A YAML value as Hydra override syntax."""
     if value is None:

@@ -6,10 +6,10 @@ before Ray starts or an MLflow run is created, so a typo costs seconds, not a cl
 
 from __future__ import annotations
 
-import tempfile
+import copy
+import functools
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import ray
 import ray.tune
@@ -18,17 +18,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from tubelab import config, resources
 from tubelab.config import ConfigError, to_container
-from tubelab.data.pipeline import check_splits
+from tubelab.data import shards
+from tubelab.data.pipeline import check_splits, shard_url
 from tubelab.data.prepare import ensure_shards
 from tubelab.models import MODELS
-from tubelab.reporting import plots, tables
-from tubelab.sweeps.grid import GridPoint, expand
-from tubelab.sweeps.trial import run_trial
+from tubelab.reporting import sweep_report
+from tubelab.sweeps.grid import GridPoint, expand, override_value, parse_label
+from tubelab.sweeps.fingerprint import code_version, trial_fingerprint
+from tubelab.sweeps.trial import SCORE_PREFIX, run_params, run_trial, start_trial_run
 from tubelab.tracking import mlflow_runs
 from tubelab.training.common import storage_target
 from tubelab.tubelets import validate_tubelet_config
 
-ABLATION_KEYS = {"description", "reproduces", "grid", "overrides", "downstream", "repeats"}
+ABLATION_KEYS = {"description", "reproduces", "grid", "overrides", "downstream", "repeats", "paper"}
 
 
 @dataclass
@@ -49,10 +51,16 @@ def split_overrides(overrides) -> tuple[list[str], list[str]]:
 
 def finetune_config(trial_cfg: DictConfig, setting_id: str, setting_overrides: list[str] = ()) -> dict:
     """A downstream setting's run config: the setting, with the trial's model, storage, tracking, resources."""
-    setting = to_container(config.load("finetune", [f"setting={setting_id}", *setting_overrides]))["setting"]
+    setting = copy.deepcopy(_setting(setting_id, tuple(setting_overrides)))
     trial = to_container(trial_cfg)
     shared = {k: trial[k] for k in ("model", "storage", "tracking", "resources", "seed", "home")}
     return {"setting": setting, **shared, "name": None}
+
+
+@functools.lru_cache(maxsize=256)
+def _setting(setting_id: str, setting_overrides: tuple[str, ...]) -> dict:
+    """Composing a config takes Hydra a good fraction of a second; a grid reuses the same settings."""
+    return to_container(config.load("finetune", [f"setting={setting_id}", *setting_overrides]))["setting"]
 
 
 def validate_run(cfg: DictConfig) -> None:
@@ -96,6 +104,11 @@ def plan_sweep(overrides: list[str]) -> SweepPlan:
         validate_run(cfg)
         trials.append({"cfg": to_container(cfg), "label": p.label, "slug": p.slug, "point": p.point,
                        "sweep": name, "ablation": ablation_name, "settings": settings})
+    for label in (ab.get("paper") or {}).get("rows") or {}:
+        row = parse_label(str(label))
+        if not any(p.point == {k: override_value(v) for k, v in row.items()} for p in points):
+            raise ConfigError(f"ablations/{ablation_name}.yaml: paper row {label!r} matches no grid point; "
+                              f"grid points: {', '.join(sorted({p.label for p in points}))}")
     scores = [f"{s['setting']['id']}/{s['setting']['metric']}" for s in trials[0]["settings"]]
     return SweepPlan(name, ablation_name, base, points, trials, scores)
 
@@ -118,67 +131,187 @@ def check_setting(ft) -> None:
     check_splits(ft, s.dataset, [s.train_split, s.eval_split], s.clip)
 
 
-def run_sweep(overrides: list[str]) -> list[dict]:
+def content_hashes(cfg, names) -> dict[str, str]:
+    """Each dataset's manifest content hash: part of a trial's identity (new data = new result)."""
+    return {n: shards.read_manifest(shard_url(cfg, n), cfg.storage.get("endpoint_url"))["content_hash"]
+            for n in sorted(set(names))}
+
+
+def trial_datasets(trial: dict) -> list[str]:
+    return [trial["cfg"]["dataset"]["name"], *(s["setting"]["dataset"] for s in trial["settings"])]
+
+
+def existing_sweep(cfg, name: str):
+    runs = mlflow_runs.client(cfg).search_runs(
+        [mlflow_runs.experiment_id(cfg)], f"tags.`tubelab.kind` = 'sweep' and tags.`tubelab.sweep` = '{name}'",
+        max_results=1)
+    return runs[0] if runs else None
+
+
+def resumable_sweep(cfg, plan: SweepPlan):
+    """The parent run `--resume` continues: the sweep named `name=`, else the newest unfinished sweep of
+    this ablation."""
+    client, exp = mlflow_runs.client(cfg), mlflow_runs.experiment_id(cfg)
+    query = f"tags.`tubelab.kind` = 'sweep' and tags.`tubelab.ablation` = '{plan.ablation}'"
+    if cfg.name:
+        query += f" and tags.`tubelab.sweep` = '{cfg.name}'"
+    runs = client.search_runs([exp], query, order_by=["attributes.start_time DESC"], max_results=20)
+    if not cfg.name:
+        runs = [r for r in runs if r.info.status != "FINISHED"]
+    if not runs:
+        what = f"named {cfg.name!r}" if cfg.name else "unfinished"
+        raise ConfigError(f"--resume: no {what} sweep of ablation {plan.ablation!r} in {mlflow_runs.tracking_uri(cfg)}; "
+                          f"run without --resume to start one (or pass name=SWEEP_NAME as printed by `tubelab sweep`)")
+    return runs[0]
+
+
+def finished_trial(cfg, fingerprint: str, parent_id: str | None = None):
+    """The newest finished trial run with this fingerprint (within one sweep if `parent_id`), or None."""
+    query = f"tags.`tubelab.kind` = 'trial' and tags.`tubelab.fingerprint` = '{fingerprint}' and attributes.status = 'FINISHED'"
+    if parent_id:
+        query += f" and tags.`{mlflow_runs.PARENT_TAG}` = '{parent_id}'"
+    runs = mlflow_runs.client(cfg).search_runs([mlflow_runs.experiment_id(cfg)], query,
+                                               order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0] if runs else None
+
+
+def link_reused(cfg, trial: dict, source) -> None:
+    """A child run of this sweep standing for a finished run of another sweep: its config and scores,
+    and a link (`tubelab.reused_from`) to where they were measured."""
+    run_id = start_trial_run(cfg, trial, extra_tags={"tubelab.reused_from": source.info.run_id,
+                                                     "tubelab.reused_from_sweep": source.data.tags.get("tubelab.sweep", "")})
+    mlflow_runs.log_params(cfg, run_id, {**run_params(trial["cfg"]), "grid": trial["point"]})
+    scores = {k: v for k, v in source.data.metrics.items() if k.startswith(SCORE_PREFIX)}
+    mlflow_runs.log_metrics(cfg, run_id, scores, step=0)
+    mlflow_runs.end_run(cfg, run_id)
+
+
+def cluster_shape() -> str:
+    total = ray.cluster_resources()
+    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    return f"{nodes} node(s), {total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs"
+
+
+def run_sweep(overrides: list[str], resume: bool = False) -> list[dict]:
     overrides, cards = config.split_card_overrides(overrides)
     plan = plan_sweep(overrides)
     base = plan.base
-    for name in sorted({base.dataset.name, *(s["setting"]["dataset"] for s in plan.trials[0]["settings"])}):
+    mlflow_runs.check_reachable(base)
+    if not resume and base.name and existing_sweep(base, base.name) is not None:
+        raise ConfigError(f"a sweep named {base.name!r} already exists in {mlflow_runs.tracking_uri(base)}; pass "
+                          f"--resume to continue it (only unfinished trials run), or choose another name=")
+    names = sorted({n for t in plan.trials for n in trial_datasets(t)})
+    for name in names:
         ensure_shards(base, name, cards.get(name, []))
     check_clips(plan)
-    res_plan = resources.init_ray(base.resources)
-    print(f"sweep {plan.name}: {len(plan.trials)} trials ({plan.ablation}); {res_plan.describe()}")
-    parent = mlflow_runs.start_run(base, plan.name, kind="sweep", tags={
-        "tubelab.sweep": plan.name, "tubelab.ablation": plan.ablation,
-        "tubelab.reproduces": str(base.ablation.reproduces), "tubelab.trials": str(len(plan.trials))})
-    mlflow_runs.log_params(base, parent, {"ablation": to_container(base.ablation), "overrides": " ".join(overrides)})
-    mlflow_runs.log_text(base, parent, yaml.safe_dump(to_container(base), sort_keys=False), "config.yaml")
+    hashes = content_hashes(base, names)
+    code = code_version()
+
+    if resume:
+        parent_run = resumable_sweep(base, plan)
+        plan.name, parent = parent_run.data.tags["tubelab.sweep"], parent_run.info.run_id
+        mlflow_runs.client(base).update_run(parent, status="RUNNING")
     for t in plan.trials:
+        t["sweep"] = plan.name
+        t["fingerprint"] = trial_fingerprint(t["cfg"], t["settings"], {n: hashes[n] for n in trial_datasets(t)}, code)
+        t["tags"] = {"tubelab.fingerprint": t["fingerprint"], "tubelab.code_version": code,
+                     **{f"tubelab.data.{n}": hashes[n] for n in trial_datasets(t)}}
+
+    res_plan = resources.init_ray(base.resources)
+    if not resume:
+        ablation = to_container(base.ablation)
+        parent = mlflow_runs.start_run(base, plan.name, kind="sweep", tags={
+            "tubelab.sweep": plan.name, "tubelab.ablation": plan.ablation, "tubelab.code_version": code,
+            "tubelab.reproduces": str(base.ablation.reproduces), "tubelab.trials": str(len(plan.trials)),
+            **{f"tubelab.data.{n}": h for n, h in hashes.items()}})
+        mlflow_runs.log_params(base, parent, {"ablation": {k: v for k, v in ablation.items() if k != "paper"},
+                                              "overrides": " ".join(overrides)})
+        mlflow_runs.log_text(base, parent, yaml.safe_dump(to_container(base), sort_keys=False), "config.yaml")
+        mlflow_runs.log_text(base, parent, yaml.safe_dump(ablation, sort_keys=False), "ablation.yaml")
+    mlflow_runs.set_tags(base, parent, {"tubelab.cluster": cluster_shape()})
+
+    todo, done, reused = [], 0, 0
+    for i, t in enumerate(plan.trials):
         t["parent_run_id"] = parent
+        if finished_trial(base, t["fingerprint"], parent) is not None:
+            done += 1
+        elif base.reuse and (source := finished_trial(base, t["fingerprint"])) is not None:
+            link_reused(base, t, source)
+            reused += 1
+        else:
+            todo.append(i)
+    print(f"sweep {plan.name}: {len(plan.trials)} trials ({plan.ablation}): {len(todo)} to run, "
+          f"{reused} reused from earlier sweeps, {done} already finished; {res_plan.describe()}")
+    errors = []
     try:
-        rows = _tune(plan, res_plan)
+        if todo:
+            errors = _tune(plan, res_plan, todo, resume)
     except BaseException:
         mlflow_runs.end_run(base, parent, "FAILED")
         raise
     finally:
         ray.shutdown()  # the workers' last log lines arrive now, not after the table
-    axes = list(plan.points[0].point) if plan.points else []
-    table = tables.aggregate(rows, axes, plan.scores)
-    markdown = tables.to_markdown(table, axes, plan.scores)
-    print(f"\n{plan.name} ({base.ablation.description})\n\n{markdown}")
-    mlflow_runs.log_text(base, parent, markdown, "results.md")
-    mlflow_runs.log_text(base, parent, tables.to_csv(table, axes, plan.scores), "results.csv")
-    with tempfile.TemporaryDirectory() as d:
-        png = plots.bar_chart(table, axes, plan.scores, Path(d) / "results.png", title=plan.name)
-        mlflow_runs.log_artifact(base, parent, png)
-    failed = [r for r in rows if r.get("error")]
+    result = sweep_report.build(base, parent)
+    print(f"\n{plan.name} ({base.ablation.description})\n\n{result.markdown}")
+    failed = len(plan.trials) - result.finished
     mlflow_runs.end_run(base, parent, "FAILED" if failed else "FINISHED")
     print(f"MLflow: parent run {parent} in {mlflow_runs.tracking_uri(base)} (`tubelab ui` to browse)")
     if failed:
-        raise RuntimeError(f"{len(failed)} of {len(rows)} trials failed: " + "; ".join(r["error"] for r in failed))
-    return table
+        raise RuntimeError(f"{failed} of {len(plan.trials)} trials did not finish; rerun with --resume to run only "
+                           f"those. " + "; ".join(errors))
+    return result.table
 
 
-def _tune(plan: SweepPlan, res_plan: resources.Plan) -> list[dict]:
+class Progress(ray.tune.Callback):
+    """One line per trial start/end: done / running / pending and an ETA from the finished trials."""
+
+    def __init__(self, total: int, concurrency: int):
+        self.total, self.concurrency = total, concurrency
+        self.started: dict[str, float] = {}
+        self.durations: list[float] = []
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.started[trial.trial_id] = time.monotonic()
+        self._print(trials)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._finish(trials, trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._finish(trials, trial)
+
+    def _finish(self, trials, trial):
+        if trial.trial_id in self.started:
+            self.durations.append(time.monotonic() - self.started.pop(trial.trial_id))
+        self._print(trials)
+
+    def _print(self, trials):
+        done, running = len(self.durations), len(self.started)
+        pending = self.total - done - running
+        eta = "n/a"
+        if self.durations:
+            mean = sum(self.durations) / len(self.durations)
+            eta = f"~{mean * (pending + running) / self.concurrency / 60:.0f} min"
+        print(f"sweep progress: {done}/{self.total} done, {running} running, {pending} pending; ETA {eta}", flush=True)
+
+
+def _tune(plan: SweepPlan, res_plan: resources.Plan, indices: list[int], resume: bool) -> list[str]:
     base = plan.base
     trainable = ray.tune.with_resources(ray.tune.with_parameters(run_trial, trials=plan.trials),
                                         {"cpu": base.resources.trial_driver_cpus})
     tune_path, tune_fs = storage_target(base, "tune")
+    # A resumed sweep is a new Tune experiment over the unfinished trials only; Ray Train resumes each
+    # trial's pretraining from its checkpoints by run name.
+    tune_name = f"{plan.name}-resume-{time.strftime('%Y%m%d-%H%M%S')}" if resume else plan.name
     tuner = ray.tune.Tuner(
         trainable,
-        param_space={"index": ray.tune.grid_search(list(range(len(plan.trials))))},
+        param_space={"index": ray.tune.grid_search(indices)},
         tune_config=ray.tune.TuneConfig(max_concurrent_trials=res_plan.max_concurrent_trials,
                                         trial_dirname_creator=lambda t: f"trial-{t.config['index']:03d}"),
-        run_config=ray.tune.RunConfig(name=plan.name, storage_path=tune_path, storage_filesystem=tune_fs,
-                                      failure_config=ray.tune.FailureConfig(max_failures=0)),
+        run_config=ray.tune.RunConfig(name=tune_name, storage_path=tune_path, storage_filesystem=tune_fs,
+                                      failure_config=ray.tune.FailureConfig(max_failures=0), verbose=0,
+                                      callbacks=[Progress(len(indices), res_plan.max_concurrent_trials)]),
     )
-    results = tuner.fit()
-    rows = []
-    for result in results:
-        trial = plan.trials[result.config["index"]]
-        row = dict(trial["point"])
-        if result.error is not None:
-            row["error"] = f"{trial['label']}: {type(result.error).__name__}: {str(result.error)[-500:]}"
-        for s in plan.scores:
-            row[s] = result.metrics.get(s, float("nan")) if result.metrics else float("nan")
-        rows.append(row)
-    return rows
+    results = tuner.fit()  # a failed trial does not stop the others; the report counts what finished
+    return [f"{plan.trials[r.config['index']]['label']}: {type(r.error).__name__}: {str(r.error)[-500:]}"
+            for r in results if r.error is not None]

@@ -1,17 +1,21 @@
 """One sweep trial (a Ray Tune function trainable): pretrain -> each downstream fine-tune -> scores.
 
 Everything the trial needs arrives resolved from the sweep driver (configs were composed and
-validated there, before any cluster work); the trial owns its MLflow child run.
+validated there, before any cluster work). The trial owns its MLflow child run of the sweep's parent
+run, and one nested run per stage (pretrain, each fine-tune). Runs are found again by name, so a
+resumed sweep continues them instead of starting duplicates.
 """
 
 from __future__ import annotations
 
+import time
 import traceback
 
 import ray.tune
 import yaml
 from omegaconf import OmegaConf
 
+from tubelab import resources
 from tubelab.config import to_container
 from tubelab.data import storage
 from tubelab.tracking import mlflow_runs
@@ -19,6 +23,7 @@ from tubelab.training.finetune import run_finetune
 from tubelab.training.pretrain import run_pretrain
 
 SCORE_PREFIX = "score/"  # MLflow metric names of the final downstream scores, e.g. score/synthetic/top1
+RANDOM_INIT = "random"   # checkpoint=random: fine-tune from random initialisation, no pretraining
 
 
 def checkpoint_uri(cfg, checkpoint) -> str:
@@ -29,27 +34,85 @@ def checkpoint_uri(cfg, checkpoint) -> str:
     return f"{url.split('://', 1)[0]}://{checkpoint.path}"
 
 
+def run_params(cfg) -> dict:
+    """A trial's resolved config as MLflow params; the ablation itself is on the sweep's parent run."""
+    params = to_container(cfg) if not isinstance(cfg, dict) else dict(cfg)
+    params.pop("ablation", None)
+    return params
+
+
+def start_trial_run(cfg, trial: dict, extra_tags: dict | None = None) -> str:
+    """The trial's child run, created or (same sweep and grid point) continued."""
+    return mlflow_runs.start_run(
+        cfg, f"{trial['sweep']}-{trial['slug']}", run_name=trial["label"], kind="trial",
+        parent_run_id=trial["parent_run_id"], resume=True,
+        tags={"tubelab.sweep": trial["sweep"], "tubelab.trial": trial["slug"], "tubelab.ablation": trial["ablation"],
+              **trial["tags"], **(extra_tags or {})})
+
+
+def stage_name(trial: dict, stage: str) -> str:
+    return f"{trial['sweep']}-{trial['slug']}-{stage}"
+
+
+def finished_stage(cfg, trial: dict, stage: str):
+    """A stage that finished before this trial was interrupted: a resumed sweep does not redo it."""
+    run = mlflow_runs.find_run(cfg, stage_name(trial, stage), "stage")
+    return run if run is not None and run.info.status == "FINISHED" else None
+
+
+def start_stage_run(cfg, trial: dict, parent_run_id: str, stage: str) -> str:
+    return mlflow_runs.start_run(cfg, stage_name(trial, stage), run_name=stage, kind="stage",
+                                 parent_run_id=parent_run_id, resume=True,
+                                 tags={"tubelab.sweep": trial["sweep"], "tubelab.trial": trial["slug"]})
+
+
+def pretrained_checkpoint(cfg, trial: dict, run_id: str) -> str | None:
+    """The checkpoint the fine-tunes start from: pretrained here, given (`checkpoint=URI`), or none."""
+    if cfg.get("checkpoint") == RANDOM_INIT:
+        return None
+    if cfg.get("checkpoint"):
+        return str(cfg.checkpoint)
+    if (done := finished_stage(cfg, trial, "pretrain")) is not None:
+        return done.data.tags["checkpoint_uri"]
+    stage = start_stage_run(cfg, trial, run_id, "pretrain")
+    mlflow_runs.log_params(cfg, stage, run_params(cfg))
+    result = run_pretrain(cfg, name=stage_name(trial, "pretrain"), run_id=stage)
+    uri = checkpoint_uri(cfg, result.checkpoint)
+    mlflow_runs.set_tags(cfg, stage, {"checkpoint_uri": uri})
+    mlflow_runs.end_run(cfg, stage)
+    return uri
+
+
 def run_trial(params: dict, trials: list[dict]) -> None:
     trial = trials[params["index"]]
     cfg = OmegaConf.create(trial["cfg"])
-    run_id = mlflow_runs.start_run(cfg, trial["label"], kind="trial", parent_run_id=trial["parent_run_id"],
-                                   tags={"tubelab.sweep": trial["sweep"], "tubelab.trial": trial["slug"],
-                                         "tubelab.ablation": trial["ablation"],
-                                         "tubelab.tune_trial_id": ray.tune.get_context().get_trial_id()})
+    start = time.monotonic()
+    run_id = start_trial_run(cfg, trial, {"tubelab.tune_trial_id": ray.tune.get_context().get_trial_id()})
     try:
-        mlflow_runs.log_params(cfg, run_id, {**to_container(cfg), "grid": trial["point"]})
+        mlflow_runs.log_params(cfg, run_id, {**run_params(cfg), "grid": trial["point"]})
         mlflow_runs.log_text(cfg, run_id, yaml.safe_dump(trial["cfg"], sort_keys=False), "config.yaml")
-        base = f"{trial['sweep']}-{trial['slug']}"
-        pre = run_pretrain(cfg, name=f"{base}-pretrain", run_id=run_id)
-        uri = checkpoint_uri(cfg, pre.checkpoint)
-        mlflow_runs.set_tags(cfg, run_id, {"checkpoint_uri": uri})
+        uri = pretrained_checkpoint(cfg, trial, run_id)
+        mlflow_runs.set_tags(cfg, run_id, {"checkpoint_uri": uri or RANDOM_INIT})
         scores = {}
         for setting in trial["settings"]:
             ft_cfg = OmegaConf.create({**setting, "checkpoint": uri})
             s = ft_cfg.setting
-            result = run_finetune(ft_cfg, name=f"{base}-{s.id}", run_id=run_id)
-            scores[f"{s.id}/{s.metric}"] = float(result.metrics["score"])
-        mlflow_runs.log_metrics(cfg, run_id, {f"{SCORE_PREFIX}{k}": v for k, v in scores.items()}, step=0)
+            key = f"{s.id}/{s.metric}"
+            if (done := finished_stage(cfg, trial, f"finetune-{s.id}")) is not None:
+                scores[key] = done.data.metrics[SCORE_PREFIX + key]
+                continue
+            stage = start_stage_run(cfg, trial, run_id, f"finetune-{s.id}")
+            mlflow_runs.log_params(cfg, stage, to_container(ft_cfg))
+            result = run_finetune(ft_cfg, name=stage_name(trial, s.id), run_id=stage)
+            scores[key] = float(result.metrics["score"])
+            mlflow_runs.log_metrics(cfg, stage, {SCORE_PREFIX + key: scores[key]}, step=0)
+            mlflow_runs.end_run(cfg, stage)
+        hours = (time.monotonic() - start) / 3600
+        res = cfg.resources
+        mlflow_runs.log_metrics(cfg, run_id, {
+            **{f"{SCORE_PREFIX}{k}": v for k, v in scores.items()},
+            "cost/cpu_hours": hours * resources.cpus_per_trial(res),
+            "cost/gpu_hours": hours * res.train_workers * res.gpus_per_train_worker}, step=0)
     except BaseException:
         mlflow_runs.set_tags(cfg, run_id, {"error": traceback.format_exc()[-4000:]})
         mlflow_runs.end_run(cfg, run_id, "FAILED")

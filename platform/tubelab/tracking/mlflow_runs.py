@@ -6,17 +6,21 @@ per-epoch metrics): sqlite locks under concurrent writers, and the run id travel
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform as _platform
+import re
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from tubelab.config import flatten
+from tubelab.config import ConfigError, flatten
 from tubelab.data import storage
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -36,6 +40,27 @@ def artifact_root(cfg) -> str | None:
     if cfg.tracking.uri:
         return None
     return (Path(storage.resolve(cfg.home)) / "mlartifacts").as_uri()
+
+
+def redact(uri: str) -> str:
+    """A URI without its user:password part, for messages."""
+    return re.sub(r"//[^/@]*@", "//***@", uri)
+
+
+def check_reachable(cfg, timeout: float = 5.0) -> None:
+    """Fail in seconds, before any cluster work, when the tracking server does not answer (MLflow's own
+    client retries for minutes)."""
+    uri = tracking_uri(cfg)
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return  # it answered (e.g. 401 behind auth): reachable
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"the MLflow tracking server at {redact(uri)} is not reachable ({getattr(e, 'reason', e)}); "
+                          f"start it, point MLFLOW_TRACKING_URI / tracking.uri at a running one, or use "
+                          f"tracking=local") from None
 
 
 def client(cfg) -> MlflowClient:
@@ -70,31 +95,42 @@ def base_tags() -> dict[str, str]:
     import torch
 
     return {**git_state(), "python": _platform.python_version(), "ray_version": ray.__version__,
-            "torch_version": torch.__version__, "mlflow_version": mlflow.__version__, "host": _platform.node()}
+            "torch_version": torch.__version__, "mlflow_version": mlflow.__version__,
+            "decord_version": _version("decord"), "av_version": _version("av"), "host": _platform.node()}
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 
 NAME_TAG = "tubelab.name"
 
 
-def find_run(cfg, name: str, kind: str):
-    """The newest run tubelab started under this name and kind, or None."""
-    runs = client(cfg).search_runs([experiment_id(cfg)], f"tags.`{NAME_TAG}` = '{name}' and tags.`tubelab.kind` = '{kind}'",
-                                   order_by=["attributes.start_time DESC"], max_results=1)
+def find_run(cfg, name: str, kind: str, parent_run_id: str | None = None):
+    """The newest run tubelab started under this name and kind (and parent, if given), or None."""
+    query = f"tags.`{NAME_TAG}` = '{name}' and tags.`tubelab.kind` = '{kind}'"
+    if parent_run_id:
+        query += f" and tags.`{PARENT_TAG}` = '{parent_run_id}'"
+    runs = client(cfg).search_runs([experiment_id(cfg)], query, order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0] if runs else None
 
 
 def start_run(cfg, name: str, *, kind: str, parent_run_id: str | None = None, tags: dict | None = None,
-              resume: bool = False) -> str:
-    """Create a run; with `resume`, reuse the run of the same name and kind (a rerun continues it)."""
+              resume: bool = False, run_name: str | None = None) -> str:
+    """Create a run; with `resume`, reuse the run of the same name and kind (a rerun continues it).
+    `name` identifies the run (tag); `run_name`, if given, is what the UI shows instead."""
     if resume:
-        existing = find_run(cfg, name, kind)
+        existing = find_run(cfg, name, kind, parent_run_id)
         if existing is not None:
             client(cfg).update_run(existing.info.run_id, status="RUNNING")
             return existing.info.run_id
     all_tags = {**base_tags(), **(tags or {}), NAME_TAG: name, "tubelab.kind": kind}
     if parent_run_id:
         all_tags[PARENT_TAG] = parent_run_id
-    run = client(cfg).create_run(experiment_id(cfg), run_name=name, tags=all_tags)
+    run = client(cfg).create_run(experiment_id(cfg), run_name=run_name or name, tags=all_tags)
     return run.info.run_id
 
 

@@ -15,6 +15,7 @@ def test_runs_params_metrics_artifacts_over_http(mlflow_server, tmp_path, monkey
     monkeypatch.setenv("TUBELAB_HOME", str(tmp_path))
     cfg = config.load("sweep", ["tracking=server", f"tracking.uri={mlflow_server}", "tracking.experiment=http-test"])
     assert mlflow_runs.tracking_uri(cfg) == mlflow_server
+    mlflow_runs.check_reachable(cfg)  # a running server passes the start-up check
     parent = mlflow_runs.start_run(cfg, "sweep-x", kind="sweep")
     child = mlflow_runs.start_run(cfg, "trial-0", kind="trial", parent_run_id=parent)
     mlflow_runs.log_params(cfg, child, config.to_container(cfg))

@@ -137,7 +137,7 @@ def test_undecodable_videos_are_skipped_and_reported(batch):
 
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=1, include_dashboard=False)
+        ray.init(address="local", num_cpus=1, include_dashboard=False)
     log = FailureLog.remote()
     broken = {k: v.copy() for k, v in batch.items()}
     broken["video"][0] = b"\x00" * 100

@@ -30,3 +30,13 @@ def test_override_values_use_hydra_syntax():
 def test_bad_grids_are_rejected(grid, repeats):
     with pytest.raises(ValueError):
         expand(grid, repeats=repeats, base_seed=0)
+
+
+def test_parse_label_inverts_the_label():
+    from tubelab.sweeps.grid import parse_label
+
+    for p in expand({"tubelet": ["no_motion"], "pretrain.data_fraction": [0.25]}, 1, 0):
+        assert parse_label(p.label) == p.point
+    assert parse_label("base") == {}
+    with pytest.raises(ValueError, match="not a grid-point label"):
+        parse_label("tubelet")

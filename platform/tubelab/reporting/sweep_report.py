@@ -1,0 +1,181 @@
+"""A sweep's report, rebuilt from MLflow alone: our numbers beside the paper's, with the deltas.
+
+Rows are grid points (repeats as mean +- std), columns the downstream settings. Where the ablation
+declares the paper's numbers (`paper.rows` in ablations/*.yaml), each column gets ours, the paper's
+and ours - paper, and a second table compares each row's change against the first row with the
+paper's change: on the synthetic proxy the absolute numbers differ from the paper's by design, the
+direction of each change is what should reproduce. Markdown, CSV and a PNG go to the parent run.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import yaml
+
+from tubelab.evaluation.severe import SETTINGS, severe_mean
+from tubelab.reporting import tables
+from tubelab.sweeps.grid import parse_label
+from tubelab.sweeps.trial import SCORE_PREFIX
+from tubelab.tracking import mlflow_runs
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+PROXY_PREFIX = "proxy_"   # proxy_<id> stands for the benchmark setting <id> (conf/setting/_proxy.yaml)
+MEAN = "severe_mean"
+
+
+@dataclass
+class SweepReport:
+    markdown: str
+    csv: str
+    table: list[dict]
+    finished: int
+    reused: int
+
+
+def benchmark_id(score: str) -> str:
+    """"proxy_ucf_1000/top1" -> "ucf_1000": the column of the paper's table a score stands for."""
+    setting = score.split("/", 1)[0]
+    return setting[len(PROXY_PREFIX):] if setting.startswith(PROXY_PREFIX) else setting
+
+
+def sweep_rows(client, experiment_id: str, parent_id: str) -> tuple[list[dict], list[str], list[str], int]:
+    """Finished child runs as rows: grid axes (params `grid.*`) and scores (metrics `score/*`)."""
+    children = client.search_runs([experiment_id], f"tags.`{mlflow_runs.PARENT_TAG}` = '{parent_id}'",
+                                  max_results=10000)
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    axes = sorted({k[len("grid."):] for c in children for k in c.data.params if k.startswith("grid.")})
+    scores = sorted({k[len(SCORE_PREFIX):] for c in children for k in c.data.metrics if k.startswith(SCORE_PREFIX)})
+    rows = []
+    for c in finished:
+        row = {a: c.data.params.get(f"grid.{a}", "") for a in axes}
+        row.update({s: c.data.metrics.get(SCORE_PREFIX + s, float("nan")) for s in scores})
+        rows.append(row)
+    reused = sum("tubelab.reused_from" in c.data.tags for c in finished)
+    return rows, axes, scores, reused
+
+
+def load_ablation(client, run_id: str) -> dict:
+    """The ablation a sweep ran (artifact ablation.yaml of the parent run); {} for older sweeps."""
+    if not any(f.path == "ablation.yaml" for f in client.list_artifacts(run_id)):
+        return {}
+    with tempfile.TemporaryDirectory() as d:
+        return yaml.safe_load(Path(client.download_artifacts(run_id, "ablation.yaml", d)).read_text()) or {}
+
+
+def attach_paper(table: list[dict], axes: list[str], scores: list[str], paper: dict) -> bool:
+    """Add `<score>_paper` to each row from the ablation's paper rows; False if there are none."""
+    rows = [(parse_label(str(label)), values) for label, values in ((paper or {}).get("rows") or {}).items()]
+    if not rows:
+        return False
+    for row in table:
+        point = {a: str(row[a]) for a in axes}
+        values = next((v for p, v in rows if {k: str(x) for k, x in p.items()} == point), {})
+        for s in scores:
+            row[f"{s}_paper"] = float(values.get(benchmark_id(s), math.nan))
+    return True
+
+
+def attach_severe_mean(table: list[dict], scores: list[str]) -> list[str]:
+    """With all eight SEVERE settings as columns, add their Mean as one more column."""
+    by_id = {benchmark_id(s): s for s in scores}
+    if not set(SETTINGS) <= set(by_id):
+        return scores
+    for row in table:
+        values = {i: row[by_id[i]] for i in SETTINGS}
+        row[MEAN] = severe_mean(values) if all(math.isfinite(v) for v in values.values()) else math.nan
+        row[f"{MEAN}_std"], row[f"{MEAN}_n"] = 0.0, min(row[f"{s}_n"] for s in scores)
+    return [*scores, MEAN]
+
+
+def _num(value: float, signed: bool = False) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    return f"{value:+.1f}" if signed else f"{value:.1f}"
+
+
+def to_markdown(table: list[dict], axes: list[str], scores: list[str], with_paper: bool, title: str) -> str:
+    label = " / ".join(axes) or "trial"
+    lines = [f"### {title}", ""]
+    if not with_paper:
+        return "\n".join(lines) + "\n" + tables.to_markdown(table, axes, scores)
+    head = [label, *[f"{s} {part}" for s in scores for part in ("ours", "paper", "Δ")]]
+    lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for row in table:
+        cells = [", ".join(str(row[a]) for a in axes)]
+        for s in scores:
+            paper = row.get(f"{s}_paper", math.nan)
+            cells += [tables.cell(row, s), _num(paper), _num(row[s] - paper, signed=True)]
+        lines.append("| " + " | ".join(cells) + " |")
+    first = table[0]
+    name = ", ".join(str(first[a]) for a in axes)
+    lines += ["", f"Change against the first row ({name}), ours vs the paper's:", ""]
+    head = [label, *[f"{s} Δ ours / paper" for s in scores]]
+    lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for row in table[1:]:
+        cells = [", ".join(str(row[a]) for a in axes)]
+        for s in scores:
+            ours = row[s] - first[s]
+            paper = row.get(f"{s}_paper", math.nan) - first.get(f"{s}_paper", math.nan)
+            cells.append(f"{_num(ours, True)} / {_num(paper, True)}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: list[dict], axes: list[str], scores: list[str], with_paper: bool) -> str:
+    parts = ("", "_std", "_n", "_paper") if with_paper else ("", "_std", "_n")
+    cols = axes + [f"{s}{p}" for s in scores for p in parts]
+    lines = [",".join(cols)]
+    for row in table:
+        lines.append(",".join(str(row.get(c, "")) for c in cols))
+    return "\n".join(lines) + "\n"
+
+
+def plot(table: list[dict], axes: list[str], scores: list[str], with_paper: bool, path: Path, title: str) -> Path:
+    """One panel per column: our bars (std as error bars) and, where known, the paper's value as a marker."""
+    labels = [", ".join(str(r[a]) for a in axes) or "trial" for r in table]
+    fig, panels = plt.subplots(1, len(scores), figsize=(max(4.0, 3.2 * len(scores)), 3.6), squeeze=False)
+    for ax, s in zip(panels[0], scores):
+        xs = range(len(table))
+        ax.bar(xs, [r[s] for r in table], yerr=[r[f"{s}_std"] for r in table], capsize=3, label="ours")
+        if with_paper:
+            ax.plot(xs, [r.get(f"{s}_paper", math.nan) for r in table], "kx", markersize=8, label="paper")
+        ax.set_xticks(list(xs), labels, rotation=30, ha="right", fontsize=7)
+        ax.set_title(s, fontsize=9)
+    panels[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def build(cfg, parent_run_id: str) -> SweepReport:
+    """Rebuild the report of one sweep from MLflow and log it (results.md/.csv/.png) to its parent run."""
+    client, exp = mlflow_runs.client(cfg), mlflow_runs.experiment_id(cfg)
+    parent = client.get_run(parent_run_id)
+    rows, axes, scores, reused = sweep_rows(client, exp, parent_run_id)
+    ablation = load_ablation(client, parent_run_id)
+    table = tables.aggregate(rows, axes, scores)
+    with_paper = bool(table) and attach_paper(table, axes, scores, ablation.get("paper"))
+    scores = attach_severe_mean(table, scores) if table else scores
+    title = parent.info.run_name + (f": {ablation['description']}" if ablation.get("description") else "")
+    source = (ablation.get("paper") or {}).get("source")
+    summary = (f"{len(rows)} finished trial(s), {reused} reused from earlier sweeps"
+               + (f"; paper: {source}" if with_paper and source else ""))
+    if not table:
+        markdown = f"### {title}\n\nno finished trials yet\n"
+        return SweepReport(markdown, "", table, 0, 0)
+    markdown = to_markdown(table, axes, scores, with_paper, title) + f"\n{summary}\n"
+    csv = to_csv(table, axes, scores, with_paper)
+    mlflow_runs.log_text(cfg, parent_run_id, markdown, "results.md")
+    mlflow_runs.log_text(cfg, parent_run_id, csv, "results.csv")
+    with tempfile.TemporaryDirectory() as d:
+        mlflow_runs.log_artifact(cfg, parent_run_id, plot(table, axes, scores, with_paper, Path(d) / "results.png", title))
+    return SweepReport(markdown, csv, table, len(rows), reused)

@@ -1,0 +1,72 @@
+import math
+
+from tubelab.evaluation.severe import SETTINGS, severe_mean
+from tubelab.reporting import sweep_report, tables
+
+SCORES = ["proxy_ucf_1000/top1", "proxy_gym_1000/top1"]
+PAPER = {"source": "Table 3", "rows": {
+    "tubelet=no_motion": {"ucf_1000": 48.2, "gym_1000": 28.2},
+    "tubelet=nonlinear": {"ucf_1000": 62.0, "gym_1000": 45.6}}}
+
+
+def table(rows):
+    return tables.aggregate(rows, ["tubelet"], SCORES)
+
+
+def test_benchmark_id_strips_the_proxy_prefix_and_metric():
+    assert sweep_report.benchmark_id("proxy_ucf_1000/top1") == "ucf_1000"
+    assert sweep_report.benchmark_id("ucf_1000/top1") == "ucf_1000"
+    assert sweep_report.benchmark_id("synthetic/top1") == "synthetic"
+
+
+def test_paper_numbers_attach_to_their_grid_points_only():
+    t = table([{"tubelet": "no_motion", SCORES[0]: 10.0, SCORES[1]: 20.0},
+               {"tubelet": "nonlinear", SCORES[0]: 30.0, SCORES[1]: 25.0},
+               {"tubelet": "linear", SCORES[0]: 15.0, SCORES[1]: 21.0}])
+    assert sweep_report.attach_paper(t, ["tubelet"], SCORES, PAPER)
+    by = {r["tubelet"]: r for r in t}
+    assert by["no_motion"][f"{SCORES[0]}_paper"] == 48.2 and by["nonlinear"][f"{SCORES[1]}_paper"] == 45.6
+    assert math.isnan(by["linear"][f"{SCORES[0]}_paper"])  # the paper row is missing: n/a, not 0
+    assert not sweep_report.attach_paper(t, ["tubelet"], SCORES, {})
+
+
+def test_markdown_has_ours_paper_delta_and_changes_against_the_first_row():
+    t = table([{"tubelet": "no_motion", SCORES[0]: 10.0, SCORES[1]: 20.0},
+               {"tubelet": "no_motion", SCORES[0]: 14.0, SCORES[1]: 20.0},
+               {"tubelet": "nonlinear", SCORES[0]: 30.0, SCORES[1]: 25.0}])
+    sweep_report.attach_paper(t, ["tubelet"], SCORES, PAPER)
+    md = sweep_report.to_markdown(t, ["tubelet"], SCORES, True, "t3")
+    lines = [line for line in md.splitlines() if line.startswith("|")]
+    assert lines[0] == ("| tubelet | proxy_ucf_1000/top1 ours | proxy_ucf_1000/top1 paper | proxy_ucf_1000/top1 Δ "
+                        "| proxy_gym_1000/top1 ours | proxy_gym_1000/top1 paper | proxy_gym_1000/top1 Δ |")
+    assert lines[2] == "| no_motion | 12.0 ± 2.8 | 48.2 | -36.2 | 20.0 ± 0.0 | 28.2 | -8.2 |"
+    assert lines[3] == "| nonlinear | 30.0 | 62.0 | -32.0 | 25.0 | 45.6 | -20.6 |"
+    # second table: nonlinear vs no_motion, ours +18.0 (30-12) against the paper's +13.8 (62.0-48.2)
+    assert lines[-1] == "| nonlinear | +18.0 / +13.8 | +5.0 / +17.4 |"
+    csv = sweep_report.to_csv(t, ["tubelet"], SCORES, True).splitlines()
+    assert csv[0].split(",")[:5] == ["tubelet", SCORES[0], f"{SCORES[0]}_std", f"{SCORES[0]}_n", f"{SCORES[0]}_paper"]
+
+
+def test_without_paper_rows_the_plain_table():
+    t = table([{"tubelet": "a", SCORES[0]: 1.0, SCORES[1]: 2.0}])
+    md = sweep_report.to_markdown(t, ["tubelet"], SCORES, False, "x")
+    assert "paper" not in md and "| a | 1.0 | 2.0 |" in md
+
+
+def test_severe_mean_column_when_all_eight_settings_are_columns():
+    scores = [f"proxy_{s}/m" for s in SETTINGS]
+    values = {s: 50.0 + i for i, s in enumerate(SETTINGS)}
+    values["ucf_rc"] = 0.4
+    t = tables.aggregate([{"checkpoint": "random", **{f"proxy_{s}/m": v for s, v in values.items()}}],
+                         ["checkpoint"], scores)
+    out = sweep_report.attach_severe_mean(t, scores)
+    assert out[-1] == sweep_report.MEAN
+    assert math.isclose(t[0][sweep_report.MEAN], severe_mean(values))
+    assert sweep_report.attach_severe_mean(t, scores[:7]) == scores[:7]  # incomplete: no Mean
+
+
+def test_plot_writes_a_png(tmp_path):
+    t = table([{"tubelet": "no_motion", SCORES[0]: 10.0, SCORES[1]: 20.0}])
+    sweep_report.attach_paper(t, ["tubelet"], SCORES, PAPER)
+    path = sweep_report.plot(t, ["tubelet"], SCORES, True, tmp_path / "r.png", "t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
