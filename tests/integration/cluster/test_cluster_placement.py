@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from services import free_port
@@ -36,48 +37,80 @@ ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_TMPDIR", "RAY_ADDRESS")
 DRIVER = Path(__file__).with_name("driver.py")  # `tubelab` with FailureLog pinned to the driver node (see there)
 
 
+def start_cluster():
+    """Head (no work) + cpu node (decode marker) + gpu node (train marker), in a fresh RAY_TMPDIR."""
+    from ray.cluster_utils import Cluster
+    from ray.util import get_node_ip_address
+
+    tmp = tempfile.mkdtemp(prefix="tlc", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    port = free_port()
+    os.environ.update(RAY_TMPDIR=tmp, RAY_ADDRESS=f"{get_node_ip_address()}:{port}")
+    c = Cluster(initialize_head=False)
+    c.tmp = tmp
+    try:
+        # Own dashboard port: 8265 may belong to another Ray on this machine.
+        c.add_node(num_cpus=0, gcs_server_port=port, dashboard_port=free_port(), **NODE)
+        assert c.address == os.environ["RAY_ADDRESS"]
+        c.cpu = c.add_node(num_cpus=3, resources={DECODE: 1}, **NODE)
+        c.gpu = c.add_node(num_cpus=2, num_gpus=0, resources={TRAIN: 1}, **NODE)
+    except Exception:
+        stop_cluster(c)
+        raise
+    return c
+
+
+def stop_cluster(c) -> None:
+    """The Cluster's own shutdown, then any process of ours it lost track of (a node whose start timed
+    out is not in its lists): children of this process whose command line names this cluster's
+    private temp dir."""
+    try:
+        c.shutdown()
+    finally:
+        for proc in psutil.Process().children(recursive=True):
+            try:
+                if c.tmp in " ".join(proc.cmdline()):
+                    proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        shutil.rmtree(c.tmp, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def cluster():
-    """Head (no work) + cpu node (decode marker) + gpu node (train marker). Token auth on: every node
-    process and every driver gets the same token through RAY_AUTH_TOKEN (docs/operations.md).
+    """The simulated cluster, token auth on: every node process and every driver gets the same token
+    through RAY_AUTH_TOKEN (docs/operations.md).
 
     Other Ray instances may run on this machine at the same time (other tests), so the cluster is
     isolated: its own RAY_TMPDIR (a Cluster records its address in <tmp>/ray/ray_current_cluster, and
     a bare `ray.init()` elsewhere would join it), and RAY_ADDRESS in every node's environment (Ray
     Train's PlacementGroupCleaner resolves the State API address by scanning the machine for GCS
-    processes when it is unset, and may query, and act on, another instance).
+    processes when it is unset, and may query, and act on, another instance). Ray gives a node 30 s
+    to register; on a heavily loaded machine that can run out, so the start is tried twice.
     """
     from ray._raylet import AuthenticationTokenLoader, Config
-    from ray.cluster_utils import Cluster
-    from ray.util import get_node_ip_address
 
     saved = {k: os.environ.get(k) for k in ENV}
-    tmp = tempfile.mkdtemp(prefix="tlc", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-    port = free_port()
-    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), RAY_TMPDIR=tmp,
-                      RAY_ADDRESS=f"{get_node_ip_address()}:{port}")
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
     Config.initialize("")  # this process (the Cluster's GCS client) uses token mode too
     AuthenticationTokenLoader.instance().reset_cache()
     c = None
     try:
-        # Own dashboard port: 8265 may belong to another Ray on this machine.
-        c = Cluster(initialize_head=True, head_node_args=dict(num_cpus=0, gcs_server_port=port,
-                                                              dashboard_port=free_port(), **NODE))
-        assert c.address == os.environ["RAY_ADDRESS"]
-        c.cpu = c.add_node(num_cpus=3, resources={DECODE: 1}, **NODE)
-        c.gpu = c.add_node(num_cpus=2, num_gpus=0, resources={TRAIN: 1}, **NODE)
+        try:
+            c = start_cluster()
+        except Exception as e:  # a node that did not register in time
+            print(f"cluster start failed ({e}); trying once more")
+            c = start_cluster()
         yield c
     finally:
         if c is not None:
-            c.shutdown()  # only the nodes started here
-        for k, v in saved.items():  # later tests in this process get back the auth settings they had
+            stop_cluster(c)  # only what this fixture started
+        for k, v in saved.items():  # later tests in this process get back the settings they had
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
         Config.initialize("")
         AuthenticationTokenLoader.instance().reset_cache()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def actors(c, class_part: str) -> list[dict]:
