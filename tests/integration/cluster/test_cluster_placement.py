@@ -72,7 +72,11 @@ def stop_cluster(c) -> None:
                     proc.kill()
             except psutil.NoSuchProcess:
                 pass
-        shutil.rmtree(c.tmp, ignore_errors=True)
+        for _ in range(5):  # exiting Ray processes may still write logs there for a moment
+            shutil.rmtree(c.tmp, ignore_errors=True)
+            if not os.path.exists(c.tmp):
+                break
+            time.sleep(1)
 
 
 @pytest.fixture(scope="module")
