@@ -20,7 +20,7 @@ def mlflow_server(tmp_path_factory):
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{uri}/health", proc)
+        wait_http(f"{uri}/health", proc, timeout=180)  # slow to start on a loaded machine
         yield uri
     finally:
         stop_group(proc)

@@ -12,6 +12,7 @@ import hashlib
 
 import numpy as np
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tubelab.data.decoders import DecodeError, read_frames
 
@@ -91,6 +92,13 @@ class FailureLog:
 
     def get(self) -> dict[str, str]:
         return dict(self.failed)
+
+
+def new_failure_log():
+    """A FailureLog on this process's node. A 0-CPU actor may otherwise land on any node, e.g. a spot
+    train node whose loss would fail a run that Ray Train had restored."""
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return FailureLog.options(scheduling_strategy=here).remote()
 
 
 class ClipDecoder:

@@ -79,6 +79,10 @@ def experiment_id(cfg) -> str:
 
 
 def git_state() -> dict[str, str]:
+    """Commit and dirty flag of the source tree; `ray job submit` uploads no .git, so a submitter can
+    pass them as TUBELAB_GIT_COMMIT / TUBELAB_GIT_DIRTY (runtime_env env_vars, see README)."""
+    if os.environ.get("TUBELAB_GIT_COMMIT"):
+        return {"git_commit": os.environ["TUBELAB_GIT_COMMIT"], "git_dirty": os.environ.get("TUBELAB_GIT_DIRTY", "unknown")}
     root = Path(__file__).resolve().parents[3]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from ray.train.torch import TorchTrainer
 
 from tubelab.data import storage
-from tubelab.data.decode import FailureLog
+from tubelab.data.decode import new_failure_log
 from tubelab.data.pipeline import clip_dataset, select_videos, shard_url, split_rows
 from tubelab.data.shards import read_manifest
 from tubelab.models import build_model
@@ -178,7 +178,7 @@ def run_finetune(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
         mlflow_runs.log_text(cfg, run_id, json.dumps({"seed": cfg.seed, "budget": s.budget, "val_fraction": s.val_fraction,
                                                       **{k: videos[k] for k in ("train", "val", "test")}}),
                              f"data/{s.id}_videos.json")
-    failure_log = FailureLog.remote()
+    failure_log = new_failure_log()
 
     def data(split, ids, mode):
         return clip_dataset(cfg, s.dataset, split, s.clip, mode=mode, seed=cfg.seed, video_ids=ids,

@@ -15,7 +15,7 @@ import torch
 from omegaconf import OmegaConf
 from ray.train.torch import TorchTrainer
 
-from tubelab.data.decode import FailureLog
+from tubelab.data.decode import new_failure_log
 from tubelab.data.pipeline import clip_dataset, select_videos, split_rows
 from tubelab.models import build_model
 from tubelab.objectives.moco import MoCo
@@ -161,7 +161,7 @@ def run_pretrain(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
     if run_id:
         seeds = [common.worker_seed(cfg.seed, r) for r in range(cfg.resources.train_workers)]
         mlflow_runs.set_tags(cfg, run_id, {"worker_seeds": seeds})
-    failure_log = FailureLog.remote()
+    failure_log = new_failure_log()
     clips_per_row = 2 if cfg.tubelet.mode == "video_contrast" else 1
     ds, manifest = clip_dataset(cfg, cfg.dataset.name, p.split, p.clip, mode="train", clips_per_row=clips_per_row,
                                 seed=cfg.seed, video_ids=ids, failures=failure_log)

@@ -34,7 +34,6 @@ SMALL = ["dataset.generator.train_per_class=4", "dataset.generator.test_per_clas
 EPOCHS = 3
 NODE = dict(object_store_memory=200 * 1024**2)
 ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_TMPDIR", "RAY_ADDRESS")
-DRIVER = Path(__file__).with_name("driver.py")  # `tubelab` with FailureLog pinned to the driver node (see there)
 
 
 def start_cluster():
@@ -146,7 +145,7 @@ def test_a_driver_without_the_cluster_token_is_refused(cluster):
 
 
 def test_decode_on_cpu_nodes_training_on_gpu_nodes_and_a_lost_gpu_node_resumes(tmp_path, cluster):
-    cmd = [sys.executable, str(DRIVER), "pretrain", *SMALL, "name=placed", f"pretrain.epochs={EPOCHS}",
+    cmd = [str(Path(sys.executable).parent / "tubelab"), "pretrain", *SMALL, "name=placed", f"pretrain.epochs={EPOCHS}",
            f"resources.address={cluster.address}", f"resources.decode_node_resource={DECODE}",
            f"resources.train_node_resource={TRAIN}"]
     log = tmp_path / "run.log"  # a file, not a pipe: nothing reads a pipe while we wait, and a full one blocks
@@ -168,7 +167,7 @@ def test_decode_on_cpu_nodes_training_on_gpu_nodes_and_a_lost_gpu_node_resumes(t
         trainers = [a for a in actors(cluster, "RayTrainWorker") if a["State"] == "ALIVE"]
         assert decoders and nodes_of(decoders) == {cluster.cpu.node_id}
         assert len(trainers) == 2 and nodes_of(trainers) == {cluster.gpu.node_id}
-        assert nodes_of(actors(cluster, "FailureLog")) == {cluster.head_node.node_id}  # with the driver (driver.py)
+        assert nodes_of(actors(cluster, "FailureLog")) == {cluster.head_node.node_id}  # pinned to the driver's node
 
         # A spot preemption: the gpu node goes away mid-run; the autoscaler's replacement joins.
         spare = cluster.add_node(num_cpus=2, num_gpus=0, resources={TRAIN: 1}, **NODE)

@@ -42,3 +42,11 @@ def test_sweep_cli_stops_before_ray_and_data_when_the_server_is_down(tmp_path):
     assert "MLflow tracking server" in proc.stderr and "not reachable" in proc.stderr
     assert time.monotonic() - start < 60  # CLI start-up (imports) included; the check itself takes < 10 s
     assert not (env_home / "shards").exists()  # no data work happened
+
+
+def test_a_submitted_job_records_the_commit_it_was_given(monkeypatch):
+    monkeypatch.setenv("TUBELAB_GIT_COMMIT", "abc123")
+    monkeypatch.setenv("TUBELAB_GIT_DIRTY", "false")
+    assert mlflow_runs.git_state() == {"git_commit": "abc123", "git_dirty": "false"}
+    monkeypatch.delenv("TUBELAB_GIT_COMMIT")
+    assert len(mlflow_runs.git_state()["git_commit"]) == 40  # from this checkout's git
