@@ -3,7 +3,6 @@ trials (each a Ray Train fine-tune) and writes the table with the Mean; `tubelab
 
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient

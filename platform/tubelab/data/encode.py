@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
-import numpy as np
 
 
 @dataclass(frozen=True)

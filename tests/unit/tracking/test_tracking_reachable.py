@@ -24,7 +24,7 @@ def test_closed_port_fails_fast_with_the_uri_but_not_its_password():
         mlflow_runs.check_reachable(cfg(uri))
     assert time.monotonic() - start < 10
     message = str(e.value)
-    assert "not reachable" in message and f"//***@127.0.0.1" in message and "tracking=local" in message
+    assert "not reachable" in message and "//***@127.0.0.1" in message and "tracking=local" in message
     assert "s3cret-token" not in message
 
 
