@@ -41,3 +41,146 @@ def stop_group(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+# --- A private local Ray head (`ray start --head --block`), stopped by process group, never `ray stop`.
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free ports on 127.0.0.1."""
+    ports: list[int] = []
+    while len(ports) < n:
+        p = free_port()
+        if p not in ports:
+            ports.append(p)
+    return ports
+
+
+def http_status(url: str, headers: dict | None = None, timeout: float = 5) -> int:
+    """The HTTP status of a GET (error statuses are returned, not raised)."""
+    import urllib.error
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+class RayHead:
+    """A `ray start --head --block` subprocess in its own process group, with a private temp dir, its own
+    ports and its own auth token (RAY_AUTH_MODE=token + RAY_AUTH_TOKEN: ~/.ray/auth_token is neither read
+    nor written). `client_env` is what a Ray CLI client needs to talk to this head. Stop it with stop():
+    never `ray stop`, which stops every Ray on the machine."""
+
+    # On an overloaded machine the raylet can give up waiting for the dashboard agent's port file (a fixed
+    # 15 s in Ray 2.60, "Timed out waiting for file .../dashboard_agent_listen_port_...") and `ray start`
+    # then fails with "The current node timed out during startup": that startup race is retried once.
+    STARTUP_RACE = "timed out during startup"
+
+    def __init__(self, root: Path, *, num_cpus: int, env: dict | None = None, timeout: float = 180,
+                 attempts: int = 2):
+        import secrets
+
+        self.root = Path(root)
+        self.num_cpus, self.extra_env = num_cpus, env or {}
+        self.token = secrets.token_hex(32)
+        self.client_env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
+        for k in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"):
+            self.client_env.pop(k, None)
+        for attempt in range(1, attempts + 1):
+            self._start(attempt)
+            try:
+                self._wait_ready(timeout)
+                return
+            except RuntimeError as e:
+                self.stop()
+                if attempt == attempts or self.STARTUP_RACE not in str(e):
+                    raise
+                self.remove_temp_dir()
+            except BaseException:
+                self.stop()
+                raise
+
+    def _start(self, attempt: int) -> None:
+        import tempfile
+
+        # Ray's unix sockets live in TEMP/session_<date>_<time>_<pid>/sockets/ and their paths must stay under
+        # 108 bytes: pytest's tmp_path is too deep, so the private temp dir is a short, fresh one in /tmp.
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="tubelab-ray-", dir="/tmp"))
+        (gcs, dash, client, agent_http, agent_grpc, rtenv, metrics, node_mgr, obj_mgr) = free_ports(9)
+        self.dashboard_url = f"http://127.0.0.1:{dash}"
+        env = {**self.client_env, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+               "RAY_USAGE_STATS_ENABLED": "0", **self.extra_env}
+        self.log_path = self.root / f"ray-start-{attempt}.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+             f"--port={gcs}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+             f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={agent_http}",
+             f"--dashboard-agent-grpc-port={agent_grpc}", f"--runtime-env-agent-port={rtenv}",
+             f"--metrics-export-port={metrics}", f"--node-manager-port={node_mgr}",
+             f"--object-manager-port={obj_mgr}", f"--num-cpus={self.num_cpus}", f"--temp-dir={self.temp_dir}",
+             "--disable-usage-stats"],
+            env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def auth_header(self) -> dict:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def _wait_ready(self, timeout: float) -> None:
+        """Up when `ray start` says so (the node registered) and the job API answers with our token."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ray start exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+            if "Ray runtime started" in self.log_path.read_text():
+                try:
+                    if http_status(f"{self.dashboard_url}/api/jobs/", self.auth_header) == 200:
+                        return
+                except OSError:
+                    pass
+            time.sleep(0.5)
+        raise TimeoutError(f"the Ray head was not up within {timeout} s:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        """Terminate the `ray start --block` process group (its atexit handlers stop the node's processes)."""
+        stop_group(self.proc)
+        self._log.close()
+
+    def remove_temp_dir(self) -> None:
+        """Keep the node's logs beside the test's files, then delete the temp dir (after stop())."""
+        import shutil
+
+        logs = sorted(self.temp_dir.glob("session_*/logs"))
+        if logs:
+            try:
+                shutil.copytree(logs[-1], self.root / f"ray-logs-{self.log_path.stem}", dirs_exist_ok=True)
+            except (shutil.Error, OSError):
+                pass
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def processes_using(path: str | os.PathLike) -> list[str]:
+    """Live processes whose command line or working directory mentions `path` ("pid cmdline" each)."""
+    import psutil
+
+    path = str(path)
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        try:
+            cmd = " ".join(p.info["cmdline"] or [])
+            if p.pid != os.getpid() and (path in cmd or path in (p.info["cwd"] or "")):
+                found.append(f"{p.pid} {cmd[:200]}")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def wait_gone(path: str | os.PathLike, timeout: float = 30) -> list[str]:
+    """Wait until no process uses `path` (see processes_using); returns those left after `timeout`."""
+    deadline = time.monotonic() + timeout
+    left = processes_using(path)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = processes_using(path)
+    return left

@@ -1,8 +1,9 @@
 """The walking skeleton end to end: `tubelab sweep` through a real local Ray and a real MLflow store.
 
 One small sweep (2 grid points, each: Ray Train pretraining with 2 workers -> fine-tune -> score) is
-run once per module through the real CLI; the tests then read what it left behind: the printed
-table, the MLflow parent and child runs with params, metrics and artifacts, and `tubelab report`.
+run once per module through the real CLI, interrupted after its first trial and finished with
+`--resume`; the tests then read what it left behind: the printed table, the MLflow parent and child
+runs with params, metrics and artifacts, `tubelab report`, and a second sweep that reuses the trials.
 """
 
 import os
@@ -37,6 +38,7 @@ SMALL = [
     "setting.batch_size=4",
     "setting.clip.crop=40",
     "setting.clip.clips_per_video=1",
+    "resources.max_concurrent_trials=1",   # one trial at a time: the interruption finds one finished
 ]
 
 
@@ -48,11 +50,26 @@ def tubelab(home: Path, *args: str, timeout: int = 900) -> subprocess.CompletedP
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
+    """The sweep is interrupted (driver and its embedded Ray killed) as soon as its first trial has
+    finished, then finished with `--resume`: the other tests read what the resumed sweep left."""
     home = tmp_path_factory.mktemp("tubelab-home")
-    proc = tubelab(home, "sweep", *SMALL)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    log = open(home / "first.log", "w")
+    first = subprocess.Popen([str(Path(sys.executable).parent / "tubelab"), "sweep", *SMALL], stdout=log,
+                             stderr=subprocess.STDOUT, env={**os.environ, "TUBELAB_HOME": str(home)},
+                             start_new_session=True)
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
-    return home, proc.stdout, client
+    deadline = time.monotonic() + 900
+    try:
+        while not trials(client, "FINISHED"):
+            assert first.poll() is None and time.monotonic() < deadline, (home / "first.log").read_text()[-3000:]
+            time.sleep(1)
+    finally:
+        stop_group(first)
+        log.close()
+    before = trials(client)
+    resumed = tubelab(home, "sweep", "--resume", *[o for o in SMALL if not o.startswith("name=")])
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-5000:]
+    return home, resumed.stdout, client, before
 
 
 def runs(client, filter_string):
@@ -61,7 +78,7 @@ def runs(client, filter_string):
 
 
 def test_sweep_prints_one_row_per_grid_point(sweep):
-    _, stdout, _ = sweep
+    _, stdout, _, _ = sweep
     lines = [line for line in stdout.splitlines() if line.startswith("|")]
     assert lines[0] == "| tubelet | synthetic/top1 |"
     rows = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in lines[2:]}
@@ -70,7 +87,7 @@ def test_sweep_prints_one_row_per_grid_point(sweep):
 
 
 def test_parent_and_child_runs_with_params_and_metrics(sweep):
-    home, _, client = sweep
+    home, _, client, _ = sweep
     (parent,) = runs(client, "tags.`tubelab.kind` = 'sweep' and tags.`tubelab.sweep` = 'e2e-sweep'")
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["tubelab.ablation"] == "demo"
@@ -104,7 +121,7 @@ def test_parent_and_child_runs_with_params_and_metrics(sweep):
 
 
 def test_parent_holds_the_table(sweep, tmp_path):
-    _, stdout, client = sweep
+    _, stdout, client, _ = sweep
     (parent,) = runs(client, "tags.`tubelab.kind` = 'sweep' and tags.`tubelab.sweep` = 'e2e-sweep'")
     names = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"results.md", "results.csv", "results.png", "config.yaml"} <= names
@@ -114,7 +131,7 @@ def test_parent_holds_the_table(sweep, tmp_path):
 
 
 def test_report_rebuilds_the_table_from_mlflow(sweep):
-    home, stdout, _ = sweep
+    home, stdout, _, _ = sweep
     proc = tubelab(home, "report", "sweep=e2e-sweep", timeout=120)
     assert proc.returncode == 0, proc.stderr
     table = [line for line in proc.stdout.splitlines() if line.startswith("|")]
@@ -123,8 +140,7 @@ def test_report_rebuilds_the_table_from_mlflow(sweep):
 
 
 def test_a_second_sweep_reuses_finished_trials_instead_of_rerunning_them(sweep):
-    home, stdout, client = sweep
-    assert "2 to run, 0 reused from earlier sweeps, 0 already finished" in stdout
+    home, stdout, client, _ = sweep
     same_name = tubelab(home, "sweep", *SMALL, timeout=120)
     assert same_name.returncode == 2 and "a sweep named 'e2e-sweep' already exists" in same_name.stderr
     assert "--resume" in same_name.stderr
@@ -146,35 +162,17 @@ def test_a_second_sweep_reuses_finished_trials_instead_of_rerunning_them(sweep):
     assert "2 finished trial(s), 2 reused from earlier sweeps" in again.stdout
 
 
-def test_an_interrupted_sweep_resumes_only_its_unfinished_trials(tmp_path_factory):
-    home = tmp_path_factory.mktemp("resume-home")
-    args = [o for o in SMALL if not o.startswith("name=")] + ["name=e2e-resume", "resources.max_concurrent_trials=1"]
-    log = open(home / "first.log", "w")
-    first = subprocess.Popen([str(Path(sys.executable).parent / "tubelab"), "sweep", *args], stdout=log,
-                             stderr=subprocess.STDOUT, env={**os.environ, "TUBELAB_HOME": str(home)},
-                             start_new_session=True)
-    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
-    deadline = time.monotonic() + 600
-    try:  # kill the driver (and with it its embedded Ray) as soon as the first trial has finished
-        while not trials(client, "FINISHED"):
-            assert first.poll() is None and time.monotonic() < deadline, (home / "first.log").read_text()[-3000:]
-            time.sleep(1)
-    finally:
-        stop_group(first)
-        log.close()
-    (done,) = trials(client, "FINISHED")
-    assert len(trials(client)) <= 2
-
-    resumed = tubelab(home, "sweep", "--resume", *[o for o in args if not o.startswith("name=")], timeout=600)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert "sweep e2e-resume: 2 trials (demo): 1 to run, 0 reused from earlier sweeps, 1 already finished" in resumed.stdout
-    children = trials(client)
+def test_the_interrupted_sweep_resumed_only_its_unfinished_trial(sweep):
+    _, stdout, client, before = sweep
+    assert "sweep e2e-sweep: 2 trials (demo): 1 to run, 0 reused from earlier sweeps, 1 already finished" in stdout
+    (done,) = [r for r in before if r.info.status == "FINISHED"]
+    assert len(before) <= 2
+    (parent,) = runs(client, "tags.`tubelab.kind` = 'sweep' and tags.`tubelab.sweep` = 'e2e-sweep'")
+    assert parent.info.status == "FINISHED"
+    children = runs(client, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)  # no duplicates
     assert done.info.run_id in {c.info.run_id for c in children}
     assert client.get_run(done.info.run_id).info.end_time == done.info.end_time  # not run again
-    (parent,) = runs(client, "tags.`tubelab.kind` = 'sweep'")
-    assert parent.info.status == "FINISHED" and parent.data.tags["tubelab.sweep"] == "e2e-resume"
-    assert len([line for line in resumed.stdout.splitlines() if line.startswith(("| no_motion", "| default"))]) == 2
 
 
 def trials(client, status=None):
