@@ -27,14 +27,14 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = "cluster-e2e"
 SWEEP = "cluster-e2e-sweep"
-SMALL = [  # as tests/e2e/test_sweep_e2e.py: the demo sweep (2 grid points) in about a minute per trial
+SMALL = [  # as tests/e2e/test_sweep_e2e.py but one pretraining epoch: the point here is the cluster path
     "dataset.generator.train_per_class=2",
     "dataset.generator.test_per_class=1",
     "dataset.generator.num_frames=24",
     "dataset.generator.width=64",
     "dataset.generator.height=48",
     "dataset.encode.short_side=48",
-    "pretrain.epochs=2",
+    "pretrain.epochs=1",
     "pretrain.batch_size=4",
     "pretrain.clip.crop=40",
     "pretrain.clip.clips_per_video=1",
@@ -85,7 +85,7 @@ def submitted(tmp_path_factory, mlflow_server):
                "python", "jobs/sweep.py", "ablation=demo", f"name={SWEEP}", "tracking=server",
                f"tracking.experiment={EXPERIMENT}", "resources.train_workers=1", *SMALL]
         try:  # `ray job submit` uploads, submits, streams the job's logs and exits with the job's outcome
-            proc = subprocess.run(cmd, cwd=ROOT, env=head.client_env, capture_output=True, text=True, timeout=600)
+            proc = subprocess.run(cmd, cwd=ROOT, env=head.client_env, capture_output=True, text=True, timeout=900)
         except subprocess.TimeoutExpired as e:
             (root / "job-submit.log").write_bytes((e.stdout or b"") + (e.stderr or b""))
             raise
