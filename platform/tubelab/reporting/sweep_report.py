@@ -19,7 +19,7 @@ import yaml
 
 from tubelab.evaluation.severe import SETTINGS, severe_mean
 from tubelab.reporting import tables
-from tubelab.sweeps.grid import parse_label
+from tubelab.sweeps.grid import override_value, parse_label
 from tubelab.sweeps.trial import SCORE_PREFIX
 from tubelab.tracking import mlflow_runs
 
@@ -69,6 +69,21 @@ def load_ablation(client, run_id: str) -> dict:
         return yaml.safe_load(Path(client.download_artifacts(run_id, "ablation.yaml", d)).read_text()) or {}
 
 
+def in_ablation_order(table: list[dict], axes: list[str], scores: list[str], ablation: dict):
+    """Columns in the ablation's `downstream` order and rows in its grid order (MLflow returns neither)."""
+    downstream = [str(d) for d in ablation.get("downstream") or []]
+    grid = {a: [override_value(v) for v in values] for a, values in (ablation.get("grid") or {}).items()}
+
+    def column(score):
+        setting = score.split("/", 1)[0]
+        return (downstream.index(setting) if setting in downstream else len(downstream), score)
+
+    def row(r):
+        return tuple(grid[a].index(str(r[a])) if str(r[a]) in grid.get(a, []) else len(grid.get(a, [])) for a in axes)
+
+    return sorted(scores, key=column), sorted(table, key=row)
+
+
 def attach_paper(table: list[dict], axes: list[str], scores: list[str], paper: dict) -> bool:
     """Add `<score>_paper` to each row from the ablation's paper rows; False if there are none."""
     rows = [(parse_label(str(label)), values) for label, values in ((paper or {}).get("rows") or {}).items()]
@@ -113,6 +128,8 @@ def to_markdown(table: list[dict], axes: list[str], scores: list[str], with_pape
             paper = row.get(f"{s}_paper", math.nan)
             cells += [tables.cell(row, s), _num(paper), _num(row[s] - paper, signed=True)]
         lines.append("| " + " | ".join(cells) + " |")
+    if len(table) < 2:
+        return "\n".join(lines) + "\n"
     first = table[0]
     name = ", ".join(str(first[a]) for a in axes)
     lines += ["", f"Change against the first row ({name}), ours vs the paper's:", ""]
@@ -162,7 +179,7 @@ def build(cfg, parent_run_id: str) -> SweepReport:
     parent = client.get_run(parent_run_id)
     rows, axes, scores, reused = sweep_rows(client, exp, parent_run_id)
     ablation = load_ablation(client, parent_run_id)
-    table = tables.aggregate(rows, axes, scores)
+    scores, table = in_ablation_order(tables.aggregate(rows, axes, scores), axes, scores, ablation)
     with_paper = bool(table) and attach_paper(table, axes, scores, ablation.get("paper"))
     scores = attach_severe_mean(table, scores) if table else scores
     title = parent.info.run_name + (f": {ablation['description']}" if ablation.get("description") else "")

@@ -70,3 +70,13 @@ def test_plot_writes_a_png(tmp_path):
     sweep_report.attach_paper(t, ["tubelet"], SCORES, PAPER)
     path = sweep_report.plot(t, ["tubelet"], SCORES, True, tmp_path / "r.png", "t")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_columns_and_rows_follow_the_ablation_not_mlflow():
+    ablation = {"downstream": ["proxy_ucf_1000", "proxy_gym_1000"], "grid": {"tubelet.num_tubelets": [1, 2, 3]}}
+    rows = [{"tubelet.num_tubelets": n, "proxy_gym_1000/top1": 1.0, "proxy_ucf_1000/top1": 2.0} for n in ("3", "1", "2")]
+    scores = sorted(["proxy_gym_1000/top1", "proxy_ucf_1000/top1"])  # as MLflow lists them
+    scores, table = sweep_report.in_ablation_order(tables.aggregate(rows, ["tubelet.num_tubelets"], scores),
+                                                   ["tubelet.num_tubelets"], scores, ablation)
+    assert scores == ["proxy_ucf_1000/top1", "proxy_gym_1000/top1"]
+    assert [r["tubelet.num_tubelets"] for r in table] == ["1", "2", "3"]
