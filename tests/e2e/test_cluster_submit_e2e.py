@@ -21,29 +21,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from services import BIN, RayHead, http_status, processes_using, wait_gone
+from tiny import tiny_sweep
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = "cluster-e2e"
 SWEEP = "cluster-e2e-sweep"
-SMALL = [  # as tests/e2e/test_sweep_e2e.py but one pretraining epoch: the point here is the cluster path
-    "dataset.generator.train_per_class=2",
-    "dataset.generator.test_per_class=1",
-    "dataset.generator.num_frames=24",
-    "dataset.generator.width=64",
-    "dataset.generator.height=48",
-    "dataset.encode.short_side=48",
-    "pretrain.epochs=1",
-    "pretrain.batch_size=4",
-    "pretrain.clip.crop=40",
-    "pretrain.clip.clips_per_video=1",
-    "pretrain.moco.queue=16",
-    "setting.epochs=1",
-    "setting.batch_size=4",
-    "setting.clip.crop=40",
-    "setting.clip.clips_per_video=1",
-]
+SMALL = tiny_sweep(pretrain_epochs=1)  # one pretraining epoch: the point here is the cluster path
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
 

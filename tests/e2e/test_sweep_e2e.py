@@ -17,27 +17,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from services import stop_group
+from tiny import tiny_sweep
 
 pytestmark = pytest.mark.slow
 
 SMALL = [
     "ablation=demo",
     "name=e2e-sweep",
-    "dataset.generator.train_per_class=2",
-    "dataset.generator.test_per_class=1",
-    "dataset.generator.num_frames=24",
-    "dataset.generator.width=64",
-    "dataset.generator.height=48",
-    "dataset.encode.short_side=48",
-    "pretrain.epochs=2",
-    "pretrain.batch_size=4",
-    "pretrain.clip.crop=40",
-    "pretrain.clip.clips_per_video=1",
-    "pretrain.moco.queue=16",
-    "setting.epochs=1",
-    "setting.batch_size=4",
-    "setting.clip.crop=40",
-    "setting.clip.clips_per_video=1",
+    *tiny_sweep(pretrain_epochs=2),
     "resources.max_concurrent_trials=1",   # one trial at a time: the interruption finds one finished
 ]
 

@@ -58,33 +58,6 @@ def test_markers_become_small_requests_of_decode_actors_and_train_workers():
     assert "train_node" not in scaling_config(res()).resources_per_worker
 
 
-def test_decode_actors_request_the_decode_marker(monkeypatch):
-    """The map_batches call of the clip pipeline carries the marker (captured, no Ray started)."""
-    import ray.data
-
-    from tubelab.data import pipeline
-
-    seen = {}
-
-    class FakeDataset:
-        def __getattr__(self, name):
-            def method(*args, **kwargs):
-                if name == "map_batches":
-                    seen.update(kwargs)
-                return self
-            return method
-
-    monkeypatch.setattr(pipeline.shards, "read_manifest", lambda url, endpoint: {
-        "task": "single_label", "classes": ["a"], "splits": {"train": {"videos": 4}}})
-    monkeypatch.setattr(pipeline.shards, "shard_paths", lambda manifest, url, split: ["x.parquet"])
-    monkeypatch.setattr(pipeline, "check_clip_fits", lambda *a, **k: None)
-    monkeypatch.setattr(ray.data, "read_parquet", lambda *a, **k: FakeDataset())
-    cfg = config.load("pretrain", ["resources.decode_node_resource=decode_node"])
-    pipeline.clip_dataset(cfg, cfg.dataset.name, "train", cfg.pretrain.clip, mode="train", seed=0)
-    assert seen["resources"] == {"decode_node": resources.MARKER_AMOUNT}
-    assert seen["num_cpus"] == cfg.resources.cpus_per_decode_actor
-
-
 @pytest.mark.parametrize("key,value", [("decode_node_resource", "CPU"), ("train_node_resource", "GPU"),
                                        ("train_node_resource", " "), ("cluster_cpus", 0)])
 def test_bad_placement_values(key, value):

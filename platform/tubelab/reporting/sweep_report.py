@@ -17,8 +17,8 @@ from pathlib import Path
 import matplotlib
 import yaml
 
-from tubelab.evaluation.severe import SETTINGS, severe_mean
-from tubelab.reporting import tables
+from tubelab.evaluation.severe import SETTINGS
+from tubelab.reporting import severe_table, tables
 from tubelab.sweeps.grid import override_value, parse_label
 from tubelab.sweeps.trial import SCORE_PREFIX
 from tubelab.tracking import mlflow_runs
@@ -91,7 +91,7 @@ def attach_paper(table: list[dict], axes: list[str], scores: list[str], paper: d
         return False
     for row in table:
         point = {a: str(row[a]) for a in axes}
-        values = next((v for p, v in rows if {k: str(x) for k, x in p.items()} == point), {})
+        values = next((v for p, v in rows if p == point), {})
         for s in scores:
             row[f"{s}_paper"] = float(values.get(benchmark_id(s), math.nan))
     return True
@@ -103,8 +103,7 @@ def attach_severe_mean(table: list[dict], scores: list[str]) -> list[str]:
     if not set(SETTINGS) <= set(by_id):
         return scores
     for row in table:
-        values = {i: row[by_id[i]] for i in SETTINGS}
-        row[MEAN] = severe_mean(values) if all(math.isfinite(v) for v in values.values()) else math.nan
+        row[MEAN] = severe_table.row("", {i: row[by_id[i]] for i in SETTINGS})["mean"]
         row[f"{MEAN}_std"], row[f"{MEAN}_n"] = 0.0, min(row[f"{s}_n"] for s in scores)
     return [*scores, MEAN]
 

@@ -23,7 +23,7 @@ from tubelab.data.pipeline import check_splits, shard_url
 from tubelab.data.prepare import ensure_shards
 from tubelab.models import MODELS
 from tubelab.reporting import sweep_report
-from tubelab.sweeps.grid import GridPoint, expand, override_value, parse_label
+from tubelab.sweeps.grid import GridPoint, expand, parse_label
 from tubelab.sweeps.fingerprint import code_version, trial_fingerprint
 from tubelab.sweeps.trial import SCORE_PREFIX, run_params, run_trial, start_trial_run
 from tubelab.tracking import mlflow_runs
@@ -105,8 +105,7 @@ def plan_sweep(overrides: list[str]) -> SweepPlan:
         trials.append({"cfg": to_container(cfg), "label": p.label, "slug": p.slug, "point": p.point,
                        "sweep": name, "ablation": ablation_name, "settings": settings})
     for label in (ab.get("paper") or {}).get("rows") or {}:
-        row = parse_label(str(label))
-        if not any(p.point == {k: override_value(v) for k, v in row.items()} for p in points):
+        if not any(p.point == parse_label(str(label)) for p in points):
             raise ConfigError(f"ablations/{ablation_name}.yaml: paper row {label!r} matches no grid point; "
                               f"grid points: {', '.join(sorted({p.label for p in points}))}")
     scores = [f"{s['setting']['id']}/{s['setting']['metric']}" for s in trials[0]["settings"]]
@@ -139,13 +138,6 @@ def content_hashes(cfg, names) -> dict[str, str]:
 
 def trial_datasets(trial: dict) -> list[str]:
     return [trial["cfg"]["dataset"]["name"], *(s["setting"]["dataset"] for s in trial["settings"])]
-
-
-def existing_sweep(cfg, name: str):
-    runs = mlflow_runs.client(cfg).search_runs(
-        [mlflow_runs.experiment_id(cfg)], f"tags.`tubelab.kind` = 'sweep' and tags.`tubelab.sweep` = '{name}'",
-        max_results=1)
-    return runs[0] if runs else None
 
 
 def resumable_sweep(cfg, plan: SweepPlan):
@@ -197,7 +189,7 @@ def run_sweep(overrides: list[str], resume: bool = False) -> list[dict]:
     plan = plan_sweep(overrides)
     base = plan.base
     mlflow_runs.check_reachable(base)
-    if not resume and base.name and existing_sweep(base, base.name) is not None:
+    if not resume and base.name and mlflow_runs.find_run(base, base.name, "sweep") is not None:
         raise ConfigError(f"a sweep named {base.name!r} already exists in {mlflow_runs.tracking_uri(base)}; pass "
                           f"--resume to continue it (only unfinished trials run), or choose another name=")
     names = sorted({n for t in plan.trials for n in trial_datasets(t)})
@@ -272,20 +264,20 @@ class Progress(ray.tune.Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.started[trial.trial_id] = time.monotonic()
-        self._print(trials)
+        self._print()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._finish(trials, trial)
+        self._finish(trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._finish(trials, trial)
+        self._finish(trial)
 
-    def _finish(self, trials, trial):
+    def _finish(self, trial):
         if trial.trial_id in self.started:
             self.durations.append(time.monotonic() - self.started.pop(trial.trial_id))
-        self._print(trials)
+        self._print()
 
-    def _print(self, trials):
+    def _print(self):
         done, running = len(self.durations), len(self.started)
         pending = self.total - done - running
         eta = "n/a"

@@ -16,7 +16,6 @@ import yaml
 from omegaconf import OmegaConf
 
 from tubelab import resources
-from tubelab.config import to_container
 from tubelab.data import storage
 from tubelab.tracking import mlflow_runs
 from tubelab.training.finetune import run_finetune
@@ -34,11 +33,9 @@ def checkpoint_uri(cfg, checkpoint) -> str:
     return f"{url.split('://', 1)[0]}://{checkpoint.path}"
 
 
-def run_params(cfg) -> dict:
+def run_params(trial_cfg: dict) -> dict:
     """A trial's resolved config as MLflow params; the ablation itself is on the sweep's parent run."""
-    params = to_container(cfg) if not isinstance(cfg, dict) else dict(cfg)
-    params.pop("ablation", None)
-    return params
+    return {k: v for k, v in trial_cfg.items() if k != "ablation"}
 
 
 def start_trial_run(cfg, trial: dict, extra_tags: dict | None = None) -> str:
@@ -75,7 +72,7 @@ def pretrained_checkpoint(cfg, trial: dict, run_id: str) -> str | None:
     if (done := finished_stage(cfg, trial, "pretrain")) is not None:
         return done.data.tags["checkpoint_uri"]
     stage = start_stage_run(cfg, trial, run_id, "pretrain")
-    mlflow_runs.log_params(cfg, stage, run_params(cfg))
+    mlflow_runs.log_params(cfg, stage, run_params(trial["cfg"]))
     result = run_pretrain(cfg, name=stage_name(trial, "pretrain"), run_id=stage)
     uri = checkpoint_uri(cfg, result.checkpoint)
     mlflow_runs.set_tags(cfg, stage, {"checkpoint_uri": uri})
@@ -89,20 +86,21 @@ def run_trial(params: dict, trials: list[dict]) -> None:
     start = time.monotonic()
     run_id = start_trial_run(cfg, trial, {"tubelab.tune_trial_id": ray.tune.get_context().get_trial_id()})
     try:
-        mlflow_runs.log_params(cfg, run_id, {**run_params(cfg), "grid": trial["point"]})
+        mlflow_runs.log_params(cfg, run_id, {**run_params(trial["cfg"]), "grid": trial["point"]})
         mlflow_runs.log_text(cfg, run_id, yaml.safe_dump(trial["cfg"], sort_keys=False), "config.yaml")
         uri = pretrained_checkpoint(cfg, trial, run_id)
         mlflow_runs.set_tags(cfg, run_id, {"checkpoint_uri": uri or RANDOM_INIT})
         scores = {}
         for setting in trial["settings"]:
-            ft_cfg = OmegaConf.create({**setting, "checkpoint": uri})
+            ft = {**setting, "checkpoint": uri}
+            ft_cfg = OmegaConf.create(ft)
             s = ft_cfg.setting
             key = f"{s.id}/{s.metric}"
             if (done := finished_stage(cfg, trial, f"finetune-{s.id}")) is not None:
                 scores[key] = done.data.metrics[SCORE_PREFIX + key]
                 continue
             stage = start_stage_run(cfg, trial, run_id, f"finetune-{s.id}")
-            mlflow_runs.log_params(cfg, stage, to_container(ft_cfg))
+            mlflow_runs.log_params(cfg, stage, ft)
             result = run_finetune(ft_cfg, name=stage_name(trial, s.id), run_id=stage)
             scores[key] = float(result.metrics["score"])
             mlflow_runs.log_metrics(cfg, stage, {SCORE_PREFIX + key: scores[key]}, step=0)
