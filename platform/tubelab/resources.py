@@ -46,7 +46,7 @@ def cpus_per_trial(res) -> float:
 
 def check(res) -> None:
     """Values that can never work, whatever the cluster."""
-    for key in ("train_workers", "decode_actors"):
+    for key in ("train_workers", "decode_actors", "footer_reader_actors"):
         if res[key] < 1:
             raise ValueError(f"resources.{key} must be >= 1, got {res[key]}")
     for key in ("cpus_per_train_worker", "cpus_per_decode_actor", "read_task_cpus", "trial_driver_cpus",
@@ -106,15 +106,35 @@ def plan(res, cluster_cpus: float | None = None) -> Plan:
     return Plan(need, int(cluster_cpus), max(concurrent, 1))
 
 
+FOOTER_ACTORS_ENV = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
+
+
+def worker_env(res) -> dict[str, str]:
+    """Environment the Ray workers need, unless the user's environment already sets it.
+
+    Ray Data's Parquet reader starts RAY_DATA_PARQUET_FOOTER_NUM_ACTORS (default 32) FooterReader actors,
+    each a new Python process, every time a split is read, which is every epoch. tubelab's shards are few
+    and bounded (a manifest lists them), so `resources.footer_reader_actors` of them suffice; on 2 cores
+    the default's process churn took a third of the SEVERE proxy's time (docs/benchmarks.md).
+    """
+    if FOOTER_ACTORS_ENV in os.environ:
+        return {}
+    return {FOOTER_ACTORS_ENV: str(res.footer_reader_actors)}
+
+
 def init_ray(res) -> Plan:
     """Connect to `resources.address` (or the cluster of a `ray job submit`), else start the embedded Ray."""
     if ray.is_initialized():
         return check_cluster(res, ray.cluster_resources())
+    check(res)
+    env = worker_env(res)
     address = res.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=True)
+        # per-key merge with a `ray job submit` runtime env (worker_env never repeats a key the job sets)
+        ray.init(address=address, log_to_driver=True, runtime_env={"env_vars": env} if env else None)
         return check_cluster(res, ray.cluster_resources())
     p = plan(res)
+    os.environ.update(env)  # the embedded Ray's workers inherit the driver's environment
     # address="local": always a new embedded Ray; a bare ray.init() would join any cluster that a
     # `ray start` left on this machine (/tmp/ray/ray_current_cluster) and fail or steal its resources.
     ray.init(address="local", num_cpus=p.logical_cpus, resources={name: EMBEDDED_MARKER for name in markers(res)} or None,

@@ -31,10 +31,18 @@ def test_cluster_too_small_fails_fast_with_the_numbers():
         resources.plan(res(), cluster_cpus=2)
 
 
-@pytest.mark.parametrize("key,value", [("train_workers", 0), ("decode_actors", 0), ("read_task_cpus", -1)])
+@pytest.mark.parametrize("key,value", [("train_workers", 0), ("decode_actors", 0), ("read_task_cpus", -1),
+                                       ("footer_reader_actors", 0)])
 def test_bad_values(key, value):
     with pytest.raises(ValueError, match=f"resources.{key}"):
         resources.plan(res(**{key: value}))
+
+
+def test_worker_env_sets_the_footer_readers_unless_the_user_did(monkeypatch):
+    monkeypatch.delenv(resources.FOOTER_ACTORS_ENV, raising=False)
+    assert resources.worker_env(res(footer_reader_actors=3)) == {resources.FOOTER_ACTORS_ENV: "3"}
+    monkeypatch.setenv(resources.FOOTER_ACTORS_ENV, "16")
+    assert resources.worker_env(res(footer_reader_actors=3)) == {}  # a job's own setting wins
 
 
 # Placement: which custom resources mark decode and train nodes is config (resources.*), not code.

@@ -4,6 +4,7 @@ fine-tune loads the pretrained backbone from S3."""
 
 import ray
 import s3fs
+from ray.util.state import list_actors
 from omegaconf import OmegaConf
 
 from tubelab import config
@@ -34,8 +35,12 @@ def test_prepare_stream_checkpoint_and_load_through_s3(s3_endpoint, tmp_path, mo
         assert len(fs.glob(f"{bucket}/e2e/shards/synthetic/train-*.parquet")) >= 1
         assert not (tmp_path / "shards").exists()  # nothing went to the local disk instead
 
+        footer_readers = len(list_actors(filters=[("class_name", "=", "FooterReader")], limit=1000))
         ds, manifest = clip_dataset(cfg, "synthetic", "train", cfg.pretrain.clip, mode="train", seed=0)
         batches = list(ds.iter_batches(batch_size=8, batch_format="numpy"))
+        # the listing started resources.footer_reader_actors Parquet footer readers, not Ray's default 32
+        started = len(list_actors(filters=[("class_name", "=", "FooterReader")], limit=1000)) - footer_readers
+        assert started == cfg.resources.footer_reader_actors == 1
         assert sum(len(b["clip"]) for b in batches) == manifest["splits"]["train"]["videos"] == 20
         assert batches[0]["clip"].shape[1:] == (1, 8, 40, 40, 3)
 
