@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
@@ -74,8 +75,39 @@ def load(config_name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictC
         cfg.choices = chosen
         if "home" in cfg:  # Ray workers and Tune trials run in other directories
             cfg.home = str(Path(cfg.home).expanduser().resolve())
+        keep_secrets_out(cfg)
     OmegaConf.set_struct(cfg, True)
     return cfg
+
+
+SECRET_KEY = re.compile(r"(^|_)(password|passwd|secret|secret_key|access_key|token|api_key|credentials?)$", re.IGNORECASE)
+MLFLOW_CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
+def keep_secrets_out(cfg: DictConfig) -> None:
+    """A config is logged whole (MLflow params, config.yaml, Tune's trial dirs, checkpoints), so it must
+    hold no secret. An MLflow URI with user:password@ (typed, or from $MLFLOW_TRACKING_URI) loses them
+    to MLFLOW_TRACKING_USERNAME / _PASSWORD, where MLflow's client reads them; any other credential in
+    a value, or a key named like one, is refused with where to put it instead."""
+    uri = OmegaConf.select(cfg, "tracking.uri")
+    if isinstance(uri, str) and _userinfo(uri):
+        parts = urlsplit(uri)
+        os.environ[MLFLOW_CREDENTIALS[0]] = parts.username or ""
+        if parts.password is not None:
+            os.environ[MLFLOW_CREDENTIALS[1]] = parts.password
+        cfg.tracking.uri = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    for key, value in flatten(OmegaConf.to_container(cfg, resolve=True)).items():
+        if SECRET_KEY.search(key.rsplit(".", 1)[-1]):
+            raise ConfigError(f"config key {key!r} looks like a secret, and configs are logged to MLflow; put "
+                              f"credentials in the environment instead (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, "
+                              f"MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN)")
+        if isinstance(value, str) and _userinfo(value):
+            raise ConfigError(f"{key} holds a URL with credentials (user:password@), and configs are logged to "
+                              f"MLflow; drop them from the URL and put them in the environment instead")
+
+
+def _userinfo(value: str) -> bool:
+    return re.match(r"^[a-z][a-z0-9+.-]*://[^/@\s]*@", value, re.IGNORECASE) is not None
 
 
 def _explain(config_name: str, message: str) -> str:

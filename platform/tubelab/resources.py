@@ -14,11 +14,14 @@ them, which pins them to those nodes without limiting how many share a node.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
 
 import ray
+
+from tubelab.config import MLFLOW_CREDENTIALS
 
 
 @dataclass(frozen=True)
@@ -110,16 +113,23 @@ FOOTER_ACTORS_ENV = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
 
 
 def worker_env(res) -> dict[str, str]:
-    """Environment the Ray workers need, unless the user's environment already sets it.
+    """Environment the Ray workers need beyond what they already have.
 
     Ray Data's Parquet reader starts RAY_DATA_PARQUET_FOOTER_NUM_ACTORS (default 32) FooterReader actors,
     each a new Python process, every time a split is read, which is every epoch. tubelab's shards are few
     and bounded (a manifest lists them), so `resources.footer_reader_actors` of them suffice; on 2 cores
-    the default's process churn took a third of the SEVERE proxy's time (docs/benchmarks.md).
+    the default's process churn took a third of the SEVERE proxy's time (docs/benchmarks.md). A value
+    the user's environment (or a job's runtime env) sets wins.
+
+    MLflow credentials that config.load took out of `tracking.uri` live in this process's environment;
+    a connected cluster's workers (trials, train rank 0) log to MLflow too, so they go along unless the
+    submitted job already sets them (Ray refuses a runtime env that repeats a job's variable).
     """
-    if FOOTER_ACTORS_ENV in os.environ:
-        return {}
-    return {FOOTER_ACTORS_ENV: str(res.footer_reader_actors)}
+    env = {} if FOOTER_ACTORS_ENV in os.environ else {FOOTER_ACTORS_ENV: str(res.footer_reader_actors)}
+    job = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}"))
+    job_env = (job.get("runtime_env") or {}).get("env_vars") or {}
+    env.update({k: os.environ[k] for k in MLFLOW_CREDENTIALS if k in os.environ and k not in job_env})
+    return env
 
 
 def init_ray(res) -> Plan:

@@ -29,6 +29,10 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = "cluster-e2e"
 SWEEP = "cluster-e2e-sweep"
 SMALL = tiny_sweep(pretrain_epochs=1)  # one pretraining epoch: the point here is the cluster path
+# Fake secrets the job gets the way a user would pass real ones (runtime_env env_vars): AWS keys, an MLflow
+# token, and MLflow basic-auth credentials inside MLFLOW_TRACKING_URI. None may reach MLflow or the logs.
+SECRETS = {"AWS_ACCESS_KEY_ID": "AKIAFAKESCANTUBELAB1", "AWS_SECRET_ACCESS_KEY": "fake-aws-secret-7f3a9c",
+           "MLFLOW_TRACKING_TOKEN": "fake-mlflow-token-51e2d0", "password": "fake-mlflow-password-0b8d"}
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
 
@@ -63,7 +67,9 @@ def submitted(tmp_path_factory, mlflow_server):
         runtime_env = {
             # the cluster's Python must import tubelab from the uploaded code, not from a local install
             "py_modules": ["platform/tubelab"],
-            "env_vars": {"TUBELAB_HOME": str(home), "MLFLOW_TRACKING_URI": mlflow_server},
+            "env_vars": {"TUBELAB_HOME": str(home),
+                         "MLFLOW_TRACKING_URI": mlflow_server.replace("//", f"//e2e:{SECRETS['password']}@"),
+                         **{k: v for k, v in SECRETS.items() if k.isupper()}},
         }
         cmd = [str(BIN / "ray"), "job", "submit", "--address", head.dashboard_url, "--submission-id", submission_id,
                "--working-dir", ".", "--runtime-env-json", json.dumps(runtime_env), "--",
@@ -147,6 +153,34 @@ def test_the_parent_run_holds_the_table(submitted, tmp_path):
                                                   dst_path=str(tmp_path), tracking_uri=submitted.tracking_uri))
     table = [line for line in md.read_text().splitlines() if line.startswith("|")]
     assert table and all(line in submitted.output for line in table)
+
+
+def test_no_secret_reaches_mlflow_the_job_logs_or_the_store(submitted, tmp_path):
+    assert submitted.proc.returncode == 0, submitted.output[-3000:]
+    logs = subprocess.run([str(BIN / "ray"), "job", "logs", "--address", submitted.head.dashboard_url,
+                           submitted.submission_id], cwd=ROOT, env=submitted.head.client_env, capture_output=True,
+                          text=True, timeout=60)
+    assert logs.returncode == 0 and "sweep progress" in logs.stdout, logs.stderr[-2000:]
+    seen = {"job submit output": submitted.output, "ray job logs": logs.stdout + logs.stderr}
+    exp = submitted.client.get_experiment_by_name(EXPERIMENT)
+    runs = submitted.client.search_runs([exp.experiment_id], "")
+    assert len(runs) >= 5  # the sweep, 2 trials and their stages
+    for run in runs:
+        seen[f"run {run.info.run_id} params/tags/metrics"] = json.dumps([run.data.params, run.data.tags,
+                                                                         sorted(run.data.metrics)])
+        local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=str(tmp_path / run.info.run_id),
+                                                    tracking_uri=submitted.tracking_uri)
+        for f in Path(local).rglob("*"):
+            if f.is_file():
+                seen[f"artifact {f.relative_to(tmp_path)}"] = f.read_bytes().decode("latin-1")
+    for f in submitted.home.rglob("*"):  # checkpoints, Tune's trial dirs and results
+        if f.is_file():
+            seen[f"store {f.relative_to(submitted.home)}"] = f.read_bytes().decode("latin-1")
+    assert any(name.startswith("store checkpoints") for name in seen)
+    leaks = [(where, key) for where, text in seen.items() for key, secret in SECRETS.items() if secret in text]
+    assert not leaks, leaks
+    # the tracking URI was logged, without its credentials
+    assert {r.data.params.get("tracking.uri") for r in runs} - {None} == {submitted.tracking_uri}
 
 
 def chromium(*args, timeout=90):

@@ -1,8 +1,10 @@
 """Config composition: groups, unknown keys and values fail early with the valid choices listed."""
 
+import os
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from tubelab import config
 from tubelab.config import ConfigError
@@ -53,3 +55,31 @@ def test_malformed_override():
 
 def test_flatten_for_mlflow_params():
     assert config.flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": None}) == {"a.b": 1, "a.c.d": [1, 2], "e": None}
+
+
+def test_mlflow_uri_credentials_move_to_the_environment(monkeypatch):
+    for var in config.MLFLOW_CREDENTIALS:
+        monkeypatch.setenv(var, "")  # undone after the test: load() sets them
+    cfg = config.load("sweep", ["tracking=server", "tracking.uri=https://alice:s3cr3t-pw@mlflow.example.com:5000/"])
+    assert cfg.tracking.uri == "https://mlflow.example.com:5000/"
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "alice" and os.environ["MLFLOW_TRACKING_PASSWORD"] == "s3cr3t-pw"
+    assert "s3cr3t-pw" not in OmegaConf.to_yaml(cfg)
+
+
+def test_the_same_uri_from_the_environment_is_cleaned_too(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://bob:pw-from-env@127.0.0.1:5000")
+    for var in config.MLFLOW_CREDENTIALS:
+        monkeypatch.setenv(var, "")
+    cfg = config.load("sweep", ["tracking=server"])
+    assert cfg.tracking.uri == "http://127.0.0.1:5000" and os.environ["MLFLOW_TRACKING_PASSWORD"] == "pw-from-env"
+
+
+@pytest.mark.parametrize("override,match", [
+    ("+storage.aws_secret_access_key=abc", "looks like a secret"),
+    ("+tracking.token=abc", "looks like a secret"),
+    ("storage.url=s3://AKIAKEY:secret@bucket/x", "storage.url holds a URL with credentials"),
+])
+def test_secrets_in_config_are_refused_with_where_to_put_them(override, match):
+    with pytest.raises(config.ConfigError, match=match) as e:
+        config.load("sweep", [override])
+    assert "environment" in str(e.value)

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from omegaconf import OmegaConf
 
@@ -38,11 +40,17 @@ def test_bad_values(key, value):
         resources.plan(res(**{key: value}))
 
 
-def test_worker_env_sets_the_footer_readers_unless_the_user_did(monkeypatch):
-    monkeypatch.delenv(resources.FOOTER_ACTORS_ENV, raising=False)
+def test_worker_env_sets_what_workers_lack_and_never_repeats_a_jobs_variable(monkeypatch):
+    for var in (resources.FOOTER_ACTORS_ENV, "RAY_JOB_CONFIG_JSON_ENV_VAR", *resources.MLFLOW_CREDENTIALS):
+        monkeypatch.delenv(var, raising=False)
     assert resources.worker_env(res(footer_reader_actors=3)) == {resources.FOOTER_ACTORS_ENV: "3"}
     monkeypatch.setenv(resources.FOOTER_ACTORS_ENV, "16")
-    assert resources.worker_env(res(footer_reader_actors=3)) == {}  # a job's own setting wins
+    assert resources.worker_env(res(footer_reader_actors=3)) == {}  # the user's own setting wins
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw")  # e.g. taken out of tracking.uri by config.load
+    assert resources.worker_env(res()) == {"MLFLOW_TRACKING_PASSWORD": "pw"}
+    job = {"runtime_env": {"env_vars": {"MLFLOW_TRACKING_PASSWORD": "pw"}}}
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps(job))  # a `ray job submit` that sets it
+    assert resources.worker_env(res()) == {}
 
 
 # Placement: which custom resources mark decode and train nodes is config (resources.*), not code.
