@@ -82,6 +82,7 @@ def load(config_name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictC
 
 SECRET_KEY = re.compile(r"(^|_)(password|passwd|secret|secret_key|access_key|token|api_key|credentials?)$", re.IGNORECASE)
 MLFLOW_CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+FROM_URI: set[str] = set()  # the MLFLOW_CREDENTIALS that keep_secrets_out took from a URI in this process
 
 
 def keep_secrets_out(cfg: DictConfig) -> None:
@@ -93,8 +94,10 @@ def keep_secrets_out(cfg: DictConfig) -> None:
     if isinstance(uri, str) and _userinfo(uri):
         parts = urlsplit(uri)
         os.environ[MLFLOW_CREDENTIALS[0]] = parts.username or ""
+        FROM_URI.add(MLFLOW_CREDENTIALS[0])
         if parts.password is not None:
             os.environ[MLFLOW_CREDENTIALS[1]] = parts.password
+            FROM_URI.add(MLFLOW_CREDENTIALS[1])
         cfg.tracking.uri = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
     for key, value in flatten(OmegaConf.to_container(cfg, resolve=True)).items():
         if SECRET_KEY.search(key.rsplit(".", 1)[-1]):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import ray
 
-from tubelab.config import MLFLOW_CREDENTIALS
+from tubelab.config import FROM_URI
 
 
 @dataclass(frozen=True)
@@ -121,14 +121,16 @@ def worker_env(res) -> dict[str, str]:
     the default's process churn took a third of the SEVERE proxy's time (docs/benchmarks.md). A value
     the user's environment (or a job's runtime env) sets wins.
 
-    MLflow credentials that config.load took out of `tracking.uri` live in this process's environment;
-    a connected cluster's workers (trials, train rank 0) log to MLflow too, so they go along unless the
-    submitted job already sets them (Ray refuses a runtime env that repeats a job's variable).
+    MLflow credentials that config.load took out of a `tracking.uri` live only in this process's
+    environment; a connected cluster's workers (trials, train rank 0) log to MLflow too, so they go
+    along (they were in the job's command line or env_vars already) unless the job sets them itself
+    (Ray refuses a runtime env that repeats a job's variable). Credentials the nodes' own environment
+    holds (the infra/ way) are never copied into a runtime env, where the dashboard would show them.
     """
     env = {} if FOOTER_ACTORS_ENV in os.environ else {FOOTER_ACTORS_ENV: str(res.footer_reader_actors)}
     job = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}"))
     job_env = (job.get("runtime_env") or {}).get("env_vars") or {}
-    env.update({k: os.environ[k] for k in MLFLOW_CREDENTIALS if k in os.environ and k not in job_env})
+    env.update({k: os.environ[k] for k in FROM_URI if k in os.environ and k not in job_env})
     return env
 
 

@@ -41,12 +41,16 @@ def test_bad_values(key, value):
 
 
 def test_worker_env_sets_what_workers_lack_and_never_repeats_a_jobs_variable(monkeypatch):
-    for var in (resources.FOOTER_ACTORS_ENV, "RAY_JOB_CONFIG_JSON_ENV_VAR", *resources.MLFLOW_CREDENTIALS):
+    for var in (resources.FOOTER_ACTORS_ENV, "RAY_JOB_CONFIG_JSON_ENV_VAR", *config.MLFLOW_CREDENTIALS):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(config, "FROM_URI", set())
+    monkeypatch.setattr(resources, "FROM_URI", config.FROM_URI)
     assert resources.worker_env(res(footer_reader_actors=3)) == {resources.FOOTER_ACTORS_ENV: "3"}
     monkeypatch.setenv(resources.FOOTER_ACTORS_ENV, "16")
     assert resources.worker_env(res(footer_reader_actors=3)) == {}  # the user's own setting wins
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw")  # e.g. taken out of tracking.uri by config.load
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw")
+    assert resources.worker_env(res()) == {}  # the node's own environment: never copied into a runtime env
+    config.FROM_URI.add("MLFLOW_TRACKING_PASSWORD")  # taken out of tracking.uri by config.load
     assert resources.worker_env(res()) == {"MLFLOW_TRACKING_PASSWORD": "pw"}
     job = {"runtime_env": {"env_vars": {"MLFLOW_TRACKING_PASSWORD": "pw"}}}
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps(job))  # a `ray job submit` that sets it

@@ -80,6 +80,15 @@ def select_videos(rows: list[dict], *, per_class: int | None = None, fraction: f
     return sorted(chosen)
 
 
+def check_no_empty_class(rows: list[dict], labels, classes: list[str], where: str) -> None:
+    """Every class a classifier is asked to learn has training videos (rows: video_id, label)."""
+    present = {int(r["label"]) for r in rows}
+    empty = [f"{i} {classes[i]!r}" for i in labels if i not in present]
+    if empty:
+        raise ValueError(f"{where} has no videos of class {', '.join(empty)}; add videos of it and re-prepare, or "
+                         f"leave it out with setting.classes")
+
+
 def split_rows(cfg, dataset_name: str, split: str) -> list[dict]:
     """(video_id, label) of every video of a split, read from the shards without the video bytes."""
     url = shard_url(cfg, dataset_name)

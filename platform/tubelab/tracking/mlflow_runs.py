@@ -159,9 +159,9 @@ def log_params(cfg, run_id: str, params: dict) -> None:
         c.log_batch(run_id, tags=changed)
 
 
-def log_metrics(cfg, run_id: str, metrics: dict[str, float], step: int) -> None:
-    now = int(time.time() * 1000)
-    client(cfg).log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+def log_metrics(cfg, run_id: str, metrics: dict[str, float], step: int, timestamp: int | None = None) -> None:
+    at = timestamp if timestamp is not None else int(time.time() * 1000)
+    client(cfg).log_batch(run_id, metrics=[Metric(k, float(v), at, step) for k, v in metrics.items()])
 
 
 def set_tags(cfg, run_id: str, tags: dict[str, str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import resource
@@ -157,18 +158,45 @@ class RankZeroLogger:
     """Per-epoch metrics to the MLflow run named in the config, from rank 0 only.
 
     After a restore (worker failure, driver rerun) epochs already in MLflow are not logged again, so
-    the run's history stays one value per epoch.
+    the run's history stays one value per epoch. When the tracking server is down, training goes on:
+    each epoch's metrics wait in a buffer (in their order, with their original timestamps) and are
+    delivered at the next epoch the server answers. Whatever is still undelivered after the last epoch
+    is written to `<home>/undelivered-metrics/<run id>.json` and the gap is printed.
     """
 
     def __init__(self, cfg, run_id: str | None, prefix: str, rank: int):
         self.cfg, self.run_id, self.prefix = cfg, run_id, prefix
         self.enabled = run_id is not None and rank == 0
         self.logged = mlflow_runs.last_step(cfg, run_id, f"{prefix}/loss") if self.enabled else -1
+        self.pending: list[tuple[dict[str, float], int, int]] = []  # (metrics, step, timestamp ms)
+        # A down server should cost an epoch seconds, not MLflow's default minutes of retries.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
-    def log(self, metrics: dict[str, float], step: int) -> None:
-        if self.enabled and step > self.logged:
-            mlflow_runs.log_metrics(self.cfg, self.run_id, {f"{self.prefix}/{k}": v for k, v in metrics.items()}, step)
-            self.logged = step
+    def log(self, metrics: dict[str, float], step: int, last: bool = False) -> None:
+        if not self.enabled or step <= self.logged:
+            return
+        self.pending.append(({f"{self.prefix}/{k}": float(v) for k, v in metrics.items()}, step,
+                             int(time.time() * 1000)))
+        self.logged = step
+        try:
+            while self.pending:
+                values, at, timestamp = self.pending[0]
+                mlflow_runs.log_metrics(self.cfg, self.run_id, values, at, timestamp=timestamp)
+                self.pending.pop(0)
+        except Exception as e:  # MLflow raises its own, requests' and OSError subclasses when down
+            print(f"MLflow unreachable ({type(e).__name__}); training continues, metrics of epoch(s) "
+                  f"{[p[1] for p in self.pending]} are kept for the next epoch", flush=True)
+        if last and self.pending:
+            self.save_undelivered()
+
+    def save_undelivered(self) -> None:
+        path = os.path.join(storage.resolve(self.cfg.home), "undelivered-metrics", f"{self.run_id}.json")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump([{"step": at, "timestamp": ts, "metrics": values} for values, at, ts in self.pending], f)
+        print(f"MLflow run {self.run_id} misses the metrics of epoch(s) {[p[1] for p in self.pending]}: the "
+              f"tracking server did not come back before training ended; they are in {path}", flush=True)
 
 
 def check_decode_failures(failure_log, videos: int, max_fraction: float) -> int:

@@ -19,7 +19,7 @@ from ray.train.torch import TorchTrainer
 
 from tubelab.data import storage
 from tubelab.data.decode import new_failure_log
-from tubelab.data.pipeline import clip_dataset, select_videos, shard_url, split_rows
+from tubelab.data.pipeline import check_no_empty_class, clip_dataset, select_videos, shard_url, split_rows
 from tubelab.data.shards import read_manifest
 from tubelab.models import build_model
 from tubelab.models.checkpoint import load_backbone_state
@@ -128,7 +128,7 @@ def finetune_loop(config: dict) -> None:
                             class_map)
             metrics.update({**{f"test_{k}": v for k, v in test.items()}, "score": test[s.metric],
                             "selected_epoch": best["epoch"] if best else epoch})
-        logger.log(metrics, epoch)
+        logger.log(metrics, epoch, last=last)
         state = {"epoch": epoch, "model": net.state_dict(), "optimizer": optimizer.state_dict(), "best": best,
                  "config": config["cfg"]}
         common.report({**metrics, "epoch": epoch}, rank, state)
@@ -147,6 +147,9 @@ def split_videos(cfg, manifest: dict) -> dict:
 
     train_rows = rows(s.train_split)
     task_has_classes = manifest["task"] == "single_label"
+    if task_has_classes:
+        check_no_empty_class(train_rows, sorted(keep) if keep is not None else range(len(classes)), classes,
+                             f"the {s.train_split} split of {s.dataset!r}")
     val = select_videos(train_rows, fraction=s.val_fraction, seed=cfg.seed) if s.val_fraction else []
     rest = [r for r in train_rows if r["video_id"] not in set(val)]
     num_classes = len(keep) if keep is not None else len(classes)

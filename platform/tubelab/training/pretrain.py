@@ -122,7 +122,7 @@ def pretrain_loop(config: dict) -> None:
                    "decode_failures": common.check_decode_failures(config["failure_log"], config["videos"],
                                                                    p.clip.max_failed_fraction)}
         metrics.update(common.peak_memory_gb(device))
-        logger.log({k: v for k, v in metrics.items() if k != "epoch"}, epoch)
+        logger.log({k: v for k, v in metrics.items() if k != "epoch"}, epoch, last=epoch + 1 == last)
         save = (epoch + 1) % p.checkpoint_every == 0 or epoch + 1 == last
         state = None
         if save:

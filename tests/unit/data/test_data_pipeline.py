@@ -5,7 +5,7 @@ import math
 import pytest
 from omegaconf import OmegaConf
 
-from tubelab.data.pipeline import check_clip_fits, select_videos
+from tubelab.data.pipeline import check_clip_fits, check_no_empty_class, select_videos
 
 ROWS = [{"video_id": f"c{c}/v{i:02d}", "label": c} for c in range(4) for i in range(10 + c)]
 
@@ -35,6 +35,13 @@ def test_fraction_keeps_the_class_mix():
 def test_impossible_budgets_fail_with_the_numbers(kwargs, message):
     with pytest.raises(ValueError, match=message):
         select_videos(ROWS, seed=0, **kwargs)
+
+
+def test_a_class_without_training_videos_is_named():
+    rows = [{"video_id": "a", "label": 0}, {"video_id": "b", "label": 2}]
+    check_no_empty_class(rows, [0, 2], ["Run", "Jump", "Swim"], "split")  # class 1 left out: fine
+    with pytest.raises(ValueError, match=r"the train split of 'd' has no videos of class 1 'Jump'; .*setting.classes"):
+        check_no_empty_class(rows, range(3), ["Run", "Jump", "Swim"], "the train split of 'd'")
 
 
 def clip(**kw):
