@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # machines with an NVIDIA driver keep pip's default (CUDA) build. Override with `make TORCH_SPEC=...`.
 TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 
-.PHONY: setup demo test bench ui clean
+.PHONY: setup demo test bench soak ui clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	@for b in jobs/benchmark_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Not in CI (minutes): 20,000 clips decoded in one long-lived process per backend, RSS sampled; flat or not,
+# with the curve as a PNG (docs/reliability.md "Soak").
+soak: $(STAMP)
+	$(PY) jobs/memory_decode.py --clips 20000 --every 250 --out .tubelab/soak/memory.json --check
 
 ui: $(STAMP)
 	$(VENV)/bin/tubelab ui

@@ -1,6 +1,6 @@
 """Decode-actor memory check: does a long-lived decoding process grow in memory?
 
-    python jobs/memory_decode.py [--clips 5000] [--every 100] [--backends decord pyav] [--out FILE.json]
+    python jobs/memory_decode.py [--clips 5000] [--every 100] [--backends decord pyav] [--out FILE.json] [--check]
 
 decord is unmaintained and its readers are known to grow in memory when reused. tubelab opens one
 reader per video and releases it (tubelab.data.decoders). This job decodes `--clips` train clips
@@ -138,6 +138,7 @@ def main(argv=None) -> dict:
                     help="benchmark state dir (generated sources and shards, reused)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="write JSON here and the RSS plot beside it (.png)")
+    ap.add_argument("--check", action="store_true", help="exit 1 if any backend's memory grows (make soak)")
     args = ap.parse_args(argv)
     if args.clips < 10 * args.every:
         ap.error("--clips must be at least 10 x --every")
@@ -179,6 +180,9 @@ def main(argv=None) -> dict:
         out.write_text(json.dumps(report, indent=2))
         plot(results, out.with_suffix(".png"), args.clips)
         print(f"wrote {out} and {out.with_suffix('.png')}")
+    growing = [b for b, r in results.items() if not r["summary"]["flat"]]
+    if args.check and growing:
+        raise SystemExit(f"decode memory grows with {', '.join(growing)} (see the figures above)")
     return report
 
 
