@@ -46,7 +46,7 @@ def test_tubelab_ui_serves_the_store_on_localhost(tmp_path):
     proc = subprocess.Popen([str(BIN / "tubelab"), "ui", f"port={port}"], env={**os.environ, "TUBELAB_HOME": str(tmp_path)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_http(f"http://127.0.0.1:{port}/health", proc)
+        wait_http(f"http://127.0.0.1:{port}/health", proc, timeout=180)  # mlflow ui starts slowly on a loaded machine
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
             assert r.status == 200 and b"MLflow" in r.read()
         assert (tmp_path / "mlflow.db").exists()  # the UI serves tubelab's own sqlite store
