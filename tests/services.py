@@ -45,6 +45,24 @@ def stop_group(proc: subprocess.Popen) -> None:
 
 # --- A private local Ray head (`ray start --head --block`), stopped by process group, never `ray stop`.
 
+def start_mlflow_server(root: Path, port: int) -> subprocess.Popen:
+    """A real `mlflow server` (sqlite store and artifacts under `root`, log appended to root/server.log) on
+    127.0.0.1:port, in its own process group; returns once /health answers (slow on a loaded machine)."""
+    log = open(root / "server.log", "a")
+    proc = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()  # the child keeps its own descriptor
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", proc, timeout=180)
+    except Exception:
+        stop_group(proc)
+        raise
+    return proc
+
+
 def free_ports(n: int) -> list[int]:
     """`n` distinct free ports on 127.0.0.1."""
     ports: list[int] = []

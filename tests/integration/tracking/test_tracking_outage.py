@@ -3,26 +3,14 @@ delivers them, in order and with their own timestamps, when the server is back; 
 by the last epoch is saved to a file and reported. A real `mlflow server` is stopped and restarted."""
 
 import json
-import subprocess
 import time
 
 from mlflow.tracking import MlflowClient
 
-from services import BIN, free_port, stop_group, wait_http
+from services import free_port, start_mlflow_server, stop_group
 from tubelab import config
 from tubelab.tracking import mlflow_runs
 from tubelab.training.common import RankZeroLogger
-
-
-def start_server(root, port):
-    log = open(root / "server.log", "a")
-    proc = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_http(f"http://127.0.0.1:{port}/health", proc, timeout=180)
-    return proc
 
 
 def test_metrics_logged_while_the_server_is_down_arrive_when_it_returns(tmp_path, monkeypatch, capsys):
@@ -33,7 +21,7 @@ def test_metrics_logged_while_the_server_is_down_arrive_when_it_returns(tmp_path
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     cfg = config.load("pretrain", ["tracking=server", f"tracking.uri={uri}", "tracking.experiment=outage"])
-    server = start_server(tmp_path, port)
+    server = start_mlflow_server(tmp_path, port)
     try:
         run_id = mlflow_runs.start_run(cfg, "outage", kind="pretrain")
         logger = RankZeroLogger(cfg, run_id, "pretrain", rank=0)
@@ -47,7 +35,7 @@ def test_metrics_logged_while_the_server_is_down_arrive_when_it_returns(tmp_path
         assert [step for _, step, _ in logger.pending] == [1, 2]
         assert "MLflow unreachable" in capsys.readouterr().out
 
-        server = start_server(tmp_path, port)  # same port, same store
+        server = start_mlflow_server(tmp_path, port)  # same port, same store
         logger.log({"loss": 0.7}, 3)
         assert logger.pending == []
         history = sorted((m.step, m.value, m.timestamp)
