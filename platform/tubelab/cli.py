@@ -40,9 +40,11 @@ def parser() -> argparse.ArgumentParser:
 
 def cmd_prepare(overrides):
     from tubelab import config
+    from tubelab.data import storage
     from tubelab.data.prepare import prepare
 
     cfg = config.load("prepare", overrides)
+    storage.check_local_store(cfg)
     manifest, url = prepare(cfg)
     counts = ", ".join(f"{k}: {v['videos']}" for k, v in manifest["splits"].items())
     print(f"{manifest['dataset']}: {len(manifest['classes'])} classes ({counts}) at {url}")
@@ -51,6 +53,7 @@ def cmd_prepare(overrides):
 
 def cmd_pretrain(overrides):
     from tubelab import config, resources
+    from tubelab.data import storage
     from tubelab.data.prepare import ensure_shards
     from tubelab.sweeps.run import validate_run
     from tubelab.sweeps.trial import checkpoint_uri
@@ -59,6 +62,7 @@ def cmd_pretrain(overrides):
 
     cfg = config.load("pretrain", overrides)
     validate_run(cfg)
+    storage.check_local_store(cfg)
     mlflow_runs.check_reachable(cfg)
     ensure_shards(cfg, cfg.dataset.name)
     resources.init_ray(cfg.resources)
@@ -74,11 +78,13 @@ def cmd_pretrain(overrides):
 
 def cmd_finetune(overrides):
     from tubelab import config, resources
+    from tubelab.data import storage
     from tubelab.data.prepare import ensure_shards
     from tubelab.tracking import mlflow_runs
     from tubelab.training.finetune import run_finetune
 
     cfg = config.load("finetune", overrides)
+    storage.check_local_store(cfg)
     mlflow_runs.check_reachable(cfg)
     ensure_shards(cfg, cfg.setting.dataset)
     resources.init_ray(cfg.resources)

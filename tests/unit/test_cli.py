@@ -39,3 +39,11 @@ def test_bad_override_fails_before_ray_starts(tmp_path, override, message):
     assert "Started a local Ray instance" not in proc.stderr + proc.stdout
     assert not (tmp_path / "mlflow.db").exists()  # no MLflow run was created either
     assert time.monotonic() - start < 60
+
+
+def test_an_unwritable_home_fails_before_ray_starts(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    proc = run("sweep", "ablation=demo", home=tmp_path / "a-file" / "home")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"cannot write to {tmp_path / 'a-file' / 'home'} (Not a directory), the folder of home" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Started a local Ray instance" not in proc.stderr + proc.stdout

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import fsspec
 
+from tubelab.config import ConfigError
+
 
 def is_local(url: str) -> bool:
     return "://" not in url or url.startswith("file://")
@@ -36,6 +38,30 @@ def filesystem(url: str, endpoint_url: str | None = None) -> tuple[fsspec.Abstra
         kwargs = {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
         return fsspec.filesystem("s3", **kwargs), path
     return fsspec.filesystem(protocol), path
+
+
+def check_local_store(cfg) -> None:
+    """The local folders a run writes to (`home`: MLflow's sqlite store, checkpoints, Tune state; a
+    local `storage.url`: shards) take a write, checked before any data or Ray work so that a full disk
+    or a missing permission is one clear error naming the folder, not a traceback from a Ray task."""
+    places = {"home (TUBELAB_HOME)": cfg.home}
+    if "storage" in cfg and is_local(cfg.storage.url):
+        places["storage.url"] = cfg.storage.url
+    for what, url in places.items():
+        folder = Path(resolve(url))
+        probe = folder / f".tubelab-write-check-{os.getpid()}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                with open(probe, "wb") as f:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+                    os.fsync(f.fileno())
+            finally:
+                probe.unlink(missing_ok=True)
+        except OSError as e:
+            raise ConfigError(f"cannot write to {folder} ({e.strerror}), the folder of {what}; free space there, "
+                              f"fix its permissions, or point {what} at another folder") from None
 
 
 def join(url: str, *parts: str) -> str:

@@ -57,6 +57,7 @@ def run_severe(overrides: list[str]) -> dict:
     overrides, cards = config.split_card_overrides(overrides)
     base_overrides, setting_overrides = split_overrides(overrides)
     cfg = config.load("severe", base_overrides)
+    storage.check_local_store(cfg)
     mlflow_runs.check_reachable(cfg)
     if cfg.suite not in cfg.suites:
         raise ConfigError(f"suite={cfg.suite!r} is not valid; choose one of: {', '.join(cfg.suites)}")

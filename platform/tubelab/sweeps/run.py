@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tubelab import config, resources
 from tubelab.config import ConfigError, to_container
-from tubelab.data import shards
+from tubelab.data import shards, storage
 from tubelab.data.pipeline import check_splits, shard_url
 from tubelab.data.prepare import ensure_shards
 from tubelab.models import MODELS
@@ -188,6 +188,7 @@ def run_sweep(overrides: list[str], resume: bool = False) -> list[dict]:
     overrides, cards = config.split_card_overrides(overrides)
     plan = plan_sweep(overrides)
     base = plan.base
+    storage.check_local_store(base)
     mlflow_runs.check_reachable(base)
     if not resume and base.name and mlflow_runs.find_run(base, base.name, "sweep") is not None:
         raise ConfigError(f"a sweep named {base.name!r} already exists in {mlflow_runs.tracking_uri(base)}; pass "
