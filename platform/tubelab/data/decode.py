@@ -154,8 +154,13 @@ class ClipDecoder:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows, keep = [], []
+        hashes = batch.get("sha256")
         for i, (video_id, data, n) in enumerate(zip(batch["video_id"], batch["video"], batch["num_frames"])):
             try:
+                # a flipped byte can still decode, into wrong pixels: the shard's hash catches it (~10 us a video)
+                if hashes is not None and hashlib.sha256(data).hexdigest() != hashes[i]:
+                    raise DecodeError("its bytes do not match the sha256 prepare recorded (a corrupted shard); "
+                                      "run `tubelab prepare` again to rebuild the shards")
                 rows += [self.clips(data, int(n)) for _ in range(self.rows_per_video)]
                 keep += [i] * self.rows_per_video
             except DecodeError as e:

@@ -126,7 +126,7 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
         paths,
         filesystem=None if storage.is_local(url) else fs,
         num_cpus=res.read_task_cpus,
-    ).select_columns(["video_id", "label", "labels", "count", "num_frames", "video"])
+    ).select_columns(["video_id", "label", "labels", "count", "num_frames", "sha256", "video"])
     if video_ids is not None:
         ds = ds.filter(expr=col("video_id").is_in(list(video_ids)))
     # The Parquet reader hands a small split over as one block, and one block means one decode task on

@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tubelab.data.decode import ClipDecoder, crop_box, sample_indices, video_key
-from tubelab.data.decoders import read_frames
+from tubelab.data.decoders import DecodeError, read_frames
 from tubelab.data.prepare import shard_index
 from tubelab.data.shards import shard_paths
 from tubelab.data.synthetic import generate
@@ -149,6 +149,22 @@ def test_undecodable_videos_are_skipped_and_reported(batch):
         ClipDecoder(frames=4, strides=[1], crop=32)(broken)  # without a log the error propagates
     if started:
         ray.shutdown()
+
+
+def test_a_corrupted_video_is_caught_by_its_hash_even_when_it_decodes(batch):
+    import hashlib
+
+    hashed = {**batch, "sha256": np.array([hashlib.sha256(v).hexdigest() for v in batch["video"]], dtype=object)}
+    decoder = ClipDecoder(frames=4, strides=[1], crop=32, mode="eval")
+    assert decoder(hashed)["clip"].shape[0] == 2  # intact bytes pass the check
+    data = bytearray(batch["video"][0])
+    data[len(data) // 2] ^= 0xFF  # one flipped byte inside the frame data
+    corrupted = {**hashed, "video": hashed["video"].copy()}
+    corrupted["video"][0] = bytes(data)
+    decoder(dict(corrupted, sha256=np.array([hashlib.sha256(v).hexdigest() for v in corrupted["video"]],
+                                            dtype=object)))  # without the hash check it decodes: wrong pixels
+    with pytest.raises(DecodeError, match=r"do not match the sha256 prepare recorded \(a corrupted shard\); run `tubelab prepare`"):
+        decoder(corrupted)
 
 
 def replay(batch, rng, frames, strides, crop, flip):
