@@ -29,8 +29,10 @@ def test_a_folder_that_cannot_be_created_is_named(tmp_path):
         check_local_store(cfg(tmp_path / "home", tmp_path / "a-file" / "shards"))
 
 
-def test_s3_storage_is_not_probed(tmp_path):
+def test_s3_storage_is_not_probed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a URL taken for a local path would appear here as the folder "s3:"
     check_local_store(cfg(tmp_path / "home", "s3://bucket/never-touched"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
 
 
 @pytest.fixture
