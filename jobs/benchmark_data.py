@@ -1,21 +1,23 @@
 """Benchmark the video data plane: tubelab's Ray Data pipeline vs the decode bound vs a naive DataLoader.
 
     python jobs/benchmark_data.py [--out FILE.json] [--clips 2000] [--skip-s3] [--skip-naive]
-                                  [--try rows8 rows8mb2 rows8gen16 cachedrows8gen16] [--backend pyav]
+                                  [--try gen2 cached rayshuffle] [--backend pyav]
 
 All in one run, on the same cores, each figure a steady-state rate (clips/s) after a warm-up, over at
 least `--clips` clips. A clip is 16 frames at stride 2 with a random start, cropped to 112 x 112 at a
 random place from frames whose short side is 128 (the paper's input).
 
-- decode bound: one plain process per core (multiprocessing) decoding clips from the same shards in a
-  loop: the Parquet bytes read with pyarrow, tubelab.data.decoders + ClipDecoder's sampling and crop
-  (one reader per clip, as ClipDecoder). The same clips every time, so its runs differ only by the
-  machine. It is measured before the first tubelab figure and after every one, and each tubelab
-  figure is compared with the mean of the two bounds around it: this shared VM changes speed by up
-  to 1.7x from minute to minute (the same 2,000 clips: ~210 or ~350 clips/s).
+- decode bound: one plain process per core (multiprocessing) decoding the same clips from the same
+  shards in a loop: the Parquet columns read with pyarrow, tubelab's ClipDecoder called as a decode
+  actor calls it (2 videos per call, clips_per_video clips of each, all clips of a video from one
+  reader). The same clips every time, so its runs differ only by the machine. It is measured before the
+  first tubelab figure and after every one, and each tubelab figure is compared with the mean of the
+  two bounds around it: this shared VM changes speed by up to 1.7x from minute to minute (the same
+  2,000 clips: ~210 or ~350 clips/s). Measured once for context: the same processes with one reader
+  per clip (ClipDecoder before it decoded a video's clips together).
 - tubelab: shards -> Ray Data (tubelab.data.pipeline.clip_dataset, mode train) -> the driver consuming
-  `iter_torch_batches(batch_size=16, drop_last=True, local_shuffle_buffer_size=64)` as the train loops
-  do, in a fresh embedded Ray started by tubelab.resources.init_ray(cfg.resources) per setting: the
+  shuffled batches of 16 from a 64-row buffer (tubelab.data.batches.shuffled_batches) as the train
+  loops do, in a fresh embedded Ray started by tubelab.resources.init_ray(cfg.resources) per setting: the
   config's resources (decode_actors=1) and decode_actors=2 from local disk, then decode_actors=2
   from a real S3 endpoint (a moto_server started here, the shard folder copied in with s3fs,
   `storage=s3 storage.url=s3://...`). A warm-up epoch (1 clip per video), then one epoch of
@@ -86,16 +88,16 @@ def prepare_shards(overrides: list[str]) -> tuple[dict, str]:
     return manifest, url
 
 
-def train_rows(manifest: dict, url: str) -> list[tuple[bytes, int]]:
+def train_rows(manifest: dict, url: str) -> dict[str, list]:
+    """The train split's columns the decode actors read (numpy batch format), from the shards."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from tubelab.data.shards import shard_paths
 
-    rows = []
-    for path in shard_paths(manifest, url, "train"):
-        table = pq.read_table(path, columns=["video", "num_frames"])
-        rows += list(zip(table["video"].to_pylist(), table["num_frames"].to_pylist()))
-    return rows
+    columns = ["video_id", "label", "num_frames", "sha256", "video"]
+    table = pa.concat_tables([pq.read_table(p, columns=columns) for p in shard_paths(manifest, url, "train")])
+    return {c: table[c].to_numpy(zero_copy_only=False) for c in columns}
 
 
 def _write_source(path: Path, seed: int) -> None:
@@ -133,29 +135,40 @@ def naive_sources(folder: Path, count: int) -> list[str]:
 
 # ---- a) decode bound ------------------------------------------------------------------------------------------------
 
-def _bound_worker(rows, backend, warmup, clips, seed, barrier, queue):
+def _bound_worker(rows, backend, rows_per_video, warmup, clips, seed, barrier, queue):
+    from tubelab.data.decode import ClipDecoder
     from tubelab.data.decoders import _train_clip
 
     rng = np.random.default_rng(seed)
+    videos = len(rows["video"])
+    decoder = ClipDecoder(frames=FRAMES, strides=[STRIDE], crop=CROP, rows_per_video=rows_per_video, mode="train",
+                          seed=seed, backend=backend)
 
-    def one():
-        data, n = rows[int(rng.integers(len(rows)))]
-        return _train_clip(data, n, FRAMES, STRIDE, CROP, rng, backend)
+    def some():  # what a decode actor does with one map_batches call: 2 videos, rows_per_video clips each
+        if rows_per_video == 0:  # one reader per clip
+            i = int(rng.integers(videos))
+            _train_clip(rows["video"][i], int(rows["num_frames"][i]), FRAMES, STRIDE, CROP, rng, backend)
+            return 1
+        pick = rng.integers(videos, size=2)
+        return len(decoder({k: v[pick] for k, v in rows.items()})["clip"])
 
-    for _ in range(warmup):
-        one()
+    done = 0
+    while done < warmup:
+        done += some()
     barrier.wait()
-    start, cpu = time.monotonic(), time.process_time()
-    for _ in range(clips):
-        one()
-    queue.put((start, time.monotonic(), clips, time.process_time() - cpu))
+    start, cpu, done = time.monotonic(), time.process_time(), 0
+    while done < clips:
+        done += some()
+    queue.put((start, time.monotonic(), done, time.process_time() - cpu))
 
 
-def decode_bound(rows, backend: str, procs: int, clips: int, warmup: int = 50) -> dict:
+def decode_bound(rows, backend: str, procs: int, clips: int, rows_per_video: int, warmup: int = 50) -> dict:
+    """Clips/s of `procs` plain processes running tubelab's ClipDecoder on the shards' rows, 2 videos and
+    `rows_per_video` clips per video per call as the decode actors do (0: one reader per clip, _train_clip)."""
     ctx = mp.get_context("spawn")
     barrier, queue = ctx.Barrier(procs), ctx.Queue()
     each = -(-clips // procs)
-    workers = [ctx.Process(target=_bound_worker, args=(rows, backend, warmup, each, i, barrier, queue))
+    workers = [ctx.Process(target=_bound_worker, args=(rows, backend, rows_per_video, warmup, each, i, barrier, queue))
                for i in range(procs)]
     for w in workers:
         w.start()
@@ -165,7 +178,8 @@ def decode_bound(rows, backend: str, procs: int, clips: int, warmup: int = 50) -
     span = max(r[1] for r in results) - min(r[0] for r in results)
     total = sum(r[2] for r in results)
     return {"clips_per_s": round(total / span, 1), "clips": total, "seconds": round(span, 2), "procs": procs,
-            "backend": backend, "per_proc_clips_per_s": [round(r[2] / (r[1] - r[0]), 1) for r in results],
+            "backend": backend, "rows_per_video": rows_per_video,
+            "per_proc_clips_per_s": [round(r[2] / (r[1] - r[0]), 1) for r in results],
             "cpu_ms_per_clip": round(1000 * sum(r[3] for r in results) / total, 2)}
 
 
@@ -243,18 +257,24 @@ class CpuSampler:
 
 # ---- b) tubelab -----------------------------------------------------------------------------------------------------
 
-def _epoch(cfg, clip, seed: int, warmup: int = 0) -> dict:
+def _epoch(cfg, clip, seed: int, warmup: int = 0, ray_shuffle: bool = False) -> dict:
     """One epoch through clip_dataset, consumed as the train loops do.
 
     Times from the clip_dataset() call; the steady window runs from the first batch after `warmup`
     clips to the last batch (CPU figures: see CpuSampler)."""
+    from tubelab.data.batches import shuffled_batches
     from tubelab.data.pipeline import clip_dataset
 
     t0 = time.monotonic()
     ds, _ = clip_dataset(cfg, cfg.dataset.name, "train", clip, mode="train", seed=seed)
+    if ray_shuffle:
+        batches = ds.iter_torch_batches(batch_size=BATCH, drop_last=True, local_shuffle_buffer_size=4 * BATCH)
+    else:  # as tubelab.training.common.train_batches
+        batches = shuffled_batches(ds.iter_batches(batch_size=None, batch_format="numpy"), BATCH, 4 * BATCH,
+                                   np.random.default_rng(seed))
     first = window = None
     with CpuSampler() as sampler:
-        for batch in ds.iter_torch_batches(batch_size=BATCH, drop_last=True, local_shuffle_buffer_size=4 * BATCH):
+        for batch in batches:
             assert tuple(batch["clip"].shape[1:]) == (1, FRAMES, CROP, CROP, 3), batch["clip"].shape
             now = time.monotonic()
             first = first or now
@@ -270,7 +290,8 @@ def _epoch(cfg, clip, seed: int, warmup: int = 0) -> dict:
     return out
 
 
-def tubelab_rate(overrides: list[str], *, clips_per_video: int, warmup: int, label: str, backend: str) -> dict:
+def tubelab_rate(overrides: list[str], *, clips_per_video: int, warmup: int, label: str, backend: str,
+                 ray_shuffle: bool = False) -> dict:
     """Steady-state clips/s of the pipeline, and its per-epoch start-up, in one fresh embedded Ray.
 
     A short warm-up epoch (1 clip per video: worker processes, imports, caches; not counted), then
@@ -292,8 +313,8 @@ def tubelab_rate(overrides: list[str], *, clips_per_video: int, warmup: int, lab
             return OmegaConf.create({"frames": FRAMES, "strides": [STRIDE], "crop": CROP, "flip": False,
                                      "jitter": False, "clips_per_video": cpv, "eval_clips": 1, "decoder": backend,
                                      "resized_crop": None})
-        warm = _epoch(cfg, clip(1), seed=0)
-        long = _epoch(cfg, clip(clips_per_video), seed=1, warmup=warmup)
+        warm = _epoch(cfg, clip(1), seed=0, ray_shuffle=ray_shuffle)
+        long = _epoch(cfg, clip(clips_per_video), seed=1, warmup=warmup, ray_shuffle=ray_shuffle)
     finally:
         ray.shutdown()
     steady = long["steady_clips"] / long["steady_seconds"]
@@ -416,47 +437,39 @@ def naive_rate(paths: list[str], clips: int, warmup: int, workers: int) -> dict:
 # ---- pipeline variants (opt-in experiments for tubelab.data.pipeline) ----------------------------------------------
 
 VARIANTS = {
-    "rows8": "read blocks re-cut to 8 videos (ds.repartition(target_num_rows_per_block=8) after read_parquet): "
-             "the Parquet V2 reader yields the whole split as one block, so one map task, one busy decode actor",
-    "rows8mb2": "rows8, and map_batches(batch_size=2): each decode call emits 2 videos' clips, not 8",
-    "rows8gen16": "rows8, and DataContext._max_num_blocks_in_streaming_gen_buffer = 16 (default 2): a decode actor "
-                  "pauses when 2 of its output blocks wait for the executor",
-    "cachedrows8gen16": "rows8gen16, and the video bytes read once per run (read_parquet(...).repartition(...)"
-                        ".materialize() in the first epoch, reused later): no listing or read per epoch",
+    "gen2": "Ray's default DataContext._max_num_blocks_in_streaming_gen_buffer = 2 (tubelab sets 16): a decode "
+            "actor pauses when 2 of its output blocks wait for the executor",
+    "rayshuffle": "the consumer uses Ray Data's local shuffle buffer (iter_torch_batches(local_shuffle_buffer_size"
+                  "=64)) instead of tubelab.data.batches.shuffled_batches",
+    "cached": "the video bytes read once per run (read_parquet(...).materialize() in the first epoch, reused "
+              "later): no listing or read per epoch",
 }
 
 
 @contextlib.contextmanager
-def pipeline_variant(name: str | None):
+def pipeline_variant(name: str):
     """Apply a what-if to clip_dataset from the outside (pipeline.py unchanged), for this measurement only."""
     import ray
 
-    ctx = ray.data.DataContext.get_current()
-    read, map_batches, gen = ray.data.read_parquet, ray.data.Dataset.map_batches, ctx._max_num_blocks_in_streaming_gen_buffer
+    from tubelab.data import pipeline
+
+    read, buffered = ray.data.read_parquet, pipeline.OUTPUT_BLOCKS_BUFFERED
     cache = {}
 
-    def read_parquet(*args, **kwargs):
-        if "ds" in cache:
-            return cache["ds"]
-        ds = read(*args, **kwargs).repartition(target_num_rows_per_block=8)
-        if name.startswith("cached"):
-            cache["ds"] = ds = ds.materialize()
-        return ds
-
-    def map_batches_2(self, fn, **kwargs):
-        return map_batches(self, fn, **{**kwargs, "batch_size": 2})
+    def read_once(*args, **kwargs):
+        if "ds" not in cache:
+            cache["ds"] = read(*args, **kwargs).materialize()
+        return cache["ds"]
 
     try:
-        if name and "rows8" in name:
-            ray.data.read_parquet = read_parquet
-        if name and "mb2" in name:
-            ray.data.Dataset.map_batches = map_batches_2
-        if name and "gen16" in name:
-            ctx._max_num_blocks_in_streaming_gen_buffer = 16
+        if name == "cached":
+            ray.data.read_parquet = read_once
+        if name == "gen2":
+            pipeline.OUTPUT_BLOCKS_BUFFERED = 2
         yield
     finally:
-        ray.data.read_parquet, ray.data.Dataset.map_batches = read, map_batches
-        ctx._max_num_blocks_in_streaming_gen_buffer = gen
+        ray.data.read_parquet = read
+        pipeline.OUTPUT_BLOCKS_BUFFERED = buffered
 
 
 # ---- main -----------------------------------------------------------------------------------------------------------
@@ -495,14 +508,14 @@ def main(argv=None) -> dict:
     base = prepare_overrides(home, args.train_per_class)
     manifest, url = prepare_shards(base)
     rows = train_rows(manifest, url)
-    videos = len(rows)
+    videos = len(rows["video"])
     # The measured epoch holds the warm-up and at least --clips clips after it.
     cpv = -(-(args.warmup + args.clips + BATCH) // videos)
     config_actors = int(config.load("prepare", base).resources.decode_actors)
     actors = args.actors or sorted({config_actors, 2}, key=lambda a: (a != config_actors, a))
     load_before = os.getloadavg()
-    log(f"{videos} train videos ({np.mean([len(d) for d, _ in rows]) / 1024:.1f} KiB, "
-        f"{int(np.mean([n for _, n in rows]))} frames each, short side {SHORT_SIDE}); clips: {FRAMES} frames at "
+    log(f"{videos} train videos ({np.mean([len(d) for d in rows['video']]) / 1024:.1f} KiB, "
+        f"{int(np.mean(rows['num_frames']))} frames each, short side {SHORT_SIDE}); clips: {FRAMES} frames at "
         f"stride {STRIDE}, crop {CROP}; {os.cpu_count()} CPUs, load average {load_before[0]:.2f}")
 
     # The machine is shared: the decode bound is measured before every tubelab figure and once at the
@@ -510,7 +523,7 @@ def main(argv=None) -> dict:
     bounds: list[dict] = []
 
     def bound():
-        b = decode_bound(rows, args.backend, args.procs, args.clips, warmup=args.warmup // args.procs)
+        b = decode_bound(rows, args.backend, args.procs, args.clips, cpv, warmup=args.warmup // args.procs)
         bounds.append(b)
         log(f"a) decode bound ({args.procs} processes, {args.backend}): {b['clips_per_s']} clips/s "
             f"(per process {b['per_proc_clips_per_s']}), {b['cpu_ms_per_clip']} ms CPU per clip")
@@ -527,7 +540,10 @@ def main(argv=None) -> dict:
             f"{after['clips_per_s']} clips/s{'; the machine changed speed in between' if result['bound_drift'] > 0.15 else ''})")
         return after
 
-    log("b) tubelab: shards -> Ray Data -> iter_torch_batches in the driver")
+    per_clip = decode_bound(rows, args.backend, args.procs, args.clips, 0, warmup=args.warmup // args.procs)
+    log(f"a') decode bound with one reader per clip (context): {per_clip['clips_per_s']} clips/s, "
+        f"{per_clip['cpu_ms_per_clip']} ms CPU per clip")
+    log("b) tubelab: shards -> Ray Data -> shuffled batches in the driver")
     prev = bound()
     local = {}
     for a in actors:
@@ -572,7 +588,7 @@ def main(argv=None) -> dict:
     for name in args.variants:
         with pipeline_variant(name):
             tried[name] = tubelab_rate(base + [f"resources.decode_actors={wide}"], clips_per_video=cpv,
-                                       warmup=args.warmup, backend=args.backend,
+                                       warmup=args.warmup, backend=args.backend, ray_shuffle=name == "rayshuffle",
                                        label=f"what-if {name}, decode_actors={wide}")
         prev = compare(tried[name], prev)
 
@@ -599,6 +615,7 @@ def main(argv=None) -> dict:
         "tubelab_s3": s3 if s3 else {"reason": s3_reason},
         "what_ifs": {name: {**r, "what": VARIANTS[name]} for name, r in tried.items()},
         "decode_bound_runs": bounds,
+        "decode_bound_one_reader_per_clip": per_clip,
         "naive": naive,
         "targets": {"vs_decode_bound": TARGET_VS_BOUND, "vs_naive": TARGET_VS_NAIVE},
         "settings": {

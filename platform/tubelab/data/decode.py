@@ -128,32 +128,50 @@ class ClipDecoder:
         # Each actor gets its own stream; the seed is recorded in the run's params.
         self.rng = np.random.default_rng([seed, id(self)]) if mode == "train" else None
 
-    def clips(self, data: bytes, num_frames: int) -> np.ndarray:
-        """(clips_per_row, T, crop, crop, 3) for one output row, decoded with one reader."""
+    def indices(self, num_frames: int) -> list[np.ndarray]:
+        """Frame indices of the clips of one output row."""
         rng = self.rng
         if rng is None:
             stride = self.strides[0]
             starts = uniform_starts(num_frames, self.frames, stride, self.clips_per_row)
-            indices = [np.minimum(s + stride * np.arange(self.frames), num_frames - 1) for s in starts]
+            return [np.minimum(s + stride * np.arange(self.frames), num_frames - 1) for s in starts]
+        return [sample_indices(num_frames, self.frames, int(rng.choice(self.strides)), rng, self.jitter)
+                for _ in range(self.clips_per_row)]
+
+    def decode_video(self, data: bytes, num_frames: int, out: np.ndarray) -> None:
+        """Write the `rows_per_video` output rows of one video into `out` (rows, clips_per_row, T, crop, crop, 3).
+
+        All clips of the video come from ONE reader decoding the union of their frames once, in order:
+        SEVERE's 10 random clips per video per epoch overlap, and one pass over them costs a fraction of
+        ten separate seeks and decodes (measured: jobs/benchmark_data.py).
+        """
+        rows = [self.indices(num_frames) for _ in range(self.rows_per_video)]
+        wanted, where = np.unique(np.concatenate([np.concatenate(r) for r in rows]), return_inverse=True)
+        frames = read_frames(data, wanted, self.backend)
+        positions = iter(np.split(where, np.cumsum([len(i) for r in rows for i in r])[:-1]))
+        for r, row in enumerate(rows):
+            for k in range(len(row)):
+                self.crop_clip(frames, next(positions), out[r, k])
+
+    def crop_clip(self, frames: np.ndarray, positions: np.ndarray, out: np.ndarray) -> None:
+        """One clip into `out`: `frames[positions]` cropped (random, resized or centred), maybe flipped."""
+        rng, height, width = self.rng, frames.shape[1], frames.shape[2]
+        if rng is not None and self.resized_crop:
+            y, x, h, w = resized_crop_box(height, width, self.resized_crop, rng)
+            view = resize(frames[positions, y:y + h, x:x + w], self.crop)
+            positions = np.arange(len(positions))
         else:
-            indices = [sample_indices(num_frames, self.frames, int(rng.choice(self.strides)), rng, self.jitter)
-                       for _ in range(self.clips_per_row)]
-        frames = read_frames(data, np.concatenate(indices), self.backend)
-        out = []
-        for clip in np.split(frames, len(indices)):
-            if rng is not None and self.resized_crop:
-                y, x, h, w = resized_crop_box(clip.shape[1], clip.shape[2], self.resized_crop, rng)
-                clip = resize(clip[:, y:y + h, x:x + w], self.crop)
-            else:
-                y, x = crop_box(clip.shape[1], clip.shape[2], self.crop, rng)
-                clip = clip[:, y:y + self.crop, x:x + self.crop]
-            if self.flip and rng is not None and rng.random() < 0.5:
-                clip = clip[:, :, ::-1]
-            out.append(clip)
-        return np.stack(out)
+            y, x = crop_box(height, width, self.crop, rng)
+            view = frames[:, y:y + self.crop, x:x + self.crop]
+        if self.flip and rng is not None and rng.random() < 0.5:
+            view = view[:, :, ::-1]
+        np.take(view, positions, axis=0, out=out, mode="clip")  # one copy, straight into the output block
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        rows, keep = [], []
+        per = self.rows_per_video
+        clips = np.empty((len(batch["video"]) * per, self.clips_per_row, self.frames, self.crop, self.crop, 3),
+                         np.uint8)
+        keep = []
         hashes = batch.get("sha256")
         for i, (video_id, data, n) in enumerate(zip(batch["video_id"], batch["video"], batch["num_frames"])):
             try:
@@ -162,16 +180,15 @@ class ClipDecoder:
                 if hashes is not None and hashlib.sha256(data).hexdigest() != hashes[i]:
                     raise DecodeError("its bytes do not match the sha256 prepare recorded (a corrupted shard); "
                                       "run `tubelab prepare` again to rebuild the shards")
-                rows += [self.clips(data, int(n)) for _ in range(self.rows_per_video)]
-                keep += [i] * self.rows_per_video
+                self.decode_video(data, int(n), clips[len(keep):len(keep) + per])
+                keep += [i] * per
             except DecodeError as e:
                 if self.failures is None:
                     raise
                 self.failures.add.remote(str(video_id), str(e))
         keep = np.asarray(keep, dtype=np.int64)
-        t = self.frames
         out = {
-            "clip": np.stack(rows) if rows else np.zeros((0, self.clips_per_row, t, self.crop, self.crop, 3), np.uint8),
+            "clip": clips[:len(keep)],
             "label": batch["label"].astype(np.int64)[keep],
             "video_key": np.array([video_key(v) for v in batch["video_id"]], dtype=np.int64)[keep],
         }

@@ -18,6 +18,11 @@ from tubelab.resources import placement
 # waits for all of it; small blocks stream clips to the trainer as they are decoded.
 DECODED_BLOCK_BYTES = 8 * 1024 * 1024
 VIDEOS_PER_BLOCK = 8
+# A decode call pauses once this many of its output blocks wait for the driver's executor to take them
+# (Ray's default 2): with one decode call yielding ~two 8 MiB blocks, actors sat idle ~40% of the time.
+# 16 let them use 1.2 instead of 0.65 cores here (jobs/benchmark_data.py --try gen2). Ray 2.60 exposes
+# it only as this private DataContext field.
+OUTPUT_BLOCKS_BUFFERED = 16
 
 
 def shard_url(cfg, dataset_name: str) -> str:
@@ -118,6 +123,7 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
     res = cfg.resources
     ctx = ray.data.DataContext.get_current()
     ctx.target_max_block_size = DECODED_BLOCK_BYTES
+    ctx._max_num_blocks_in_streaming_gen_buffer = OUTPUT_BLOCKS_BUFFERED
     # One progress bar per dataset in a terminal; none in logs (per-operator bars re-printed every
     # epoch made a 20-minute run's log 70 MB).
     ctx.enable_operator_progress_bars = False

@@ -99,8 +99,7 @@ def finetune_loop(config: dict) -> None:
         if linear:
             net.eval()  # frozen BN statistics too
         timer, loss_sum, seen = common.EpochTimer(), 0.0, 0
-        batches = shard.iter_torch_batches(batch_size=s.batch_size, drop_last=True,
-                                           local_shuffle_buffer_size=4 * s.batch_size)
+        batches = common.train_batches(shard, s.batch_size, cfg.seed, rank, epoch)
         for batch in timer.batches(batches):
             x = common.normalize(common.to_model_input(batch["clip"][:, 0], device))
             y = tasks.targets(task, batch, device, class_map)

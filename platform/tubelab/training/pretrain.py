@@ -97,8 +97,7 @@ def pretrain_loop(config: dict) -> None:
         if p.in_memory_input:  # the benchmark's baseline: the same steps with no data pipeline
             batches = in_memory_batches(p.batch_size, shape, config["steps_per_epoch"], rank)
         else:
-            batches = shard.iter_torch_batches(batch_size=p.batch_size, drop_last=True,
-                                               local_shuffle_buffer_size=4 * p.batch_size)
+            batches = common.train_batches(shard, p.batch_size, cfg.seed, rank, epoch)
         for batch in timer.batches(batches):
             clips = common.to_model_input(batch["clip"], device)  # (B, K, 3, T, H, W)
             query, key, _ = make_pair(clips, batch["video_key"].to(device), cfg.tubelet, generator)

@@ -213,6 +213,33 @@ def test_train_draws_differ(batch):
     assert not np.array_equal(clips, decoder(batch)["clip"])  # the stream moves on between batches
 
 
+def test_all_clips_of_a_video_come_from_one_decode_of_their_frames(batch, monkeypatch):
+    import tubelab.data.decode as decode
+
+    calls = []
+
+    def counting(data, indices, backend):
+        calls.append(np.asarray(indices).tolist())
+        return read_frames(data, indices, backend)
+
+    monkeypatch.setattr(decode, "read_frames", counting)
+    decoder = ClipDecoder(frames=4, strides=[1, 3], crop=24, clips_per_row=2, rows_per_video=3, flip=True,
+                          jitter=True, mode="train")
+    decoder.rng, ref = np.random.default_rng(5), np.random.default_rng(5)
+    out = decoder(batch)["clip"]
+    assert out.shape == (6, 2, 4, 24, 24, 3)
+    assert len(calls) == 2 and all(c == sorted(set(c)) for c in calls)  # one reader per video, each frame once
+    for i in range(2):  # the same draws as one reader per clip: stride + indices of every clip, then crop + flip
+        video = full(batch, i)
+        idx = [sample_indices(FRAMES, 4, int(ref.choice([1, 3])), ref, jitter=True) for _ in range(6)]
+        assert calls[i] == sorted(set(np.concatenate(idx).tolist()))
+        for k, frames in enumerate(idx):
+            y, x = crop_box(H, W, 24, ref)
+            want = video[frames][:, y:y + 24, x:x + 24]
+            want = want[:, :, ::-1] if ref.random() < 0.5 else want
+            assert np.array_equal(out[3 * i + k // 2, k % 2], want)
+
+
 def test_clip_longer_than_video_repeats_last_frame(batch):
     out = ClipDecoder(frames=8, strides=[4], crop=48, mode="eval")(batch)["clip"]  # span 29 > 24 frames
     video = full(batch, 0)
