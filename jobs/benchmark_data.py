@@ -29,6 +29,7 @@ random place from frames whose short side is 128 (the paper's input).
   using less than the cores they were given).
 - what-ifs (--try): the same tubelab measurement with a change to clip_dataset applied from outside
   (pipeline.py untouched), for the changes this benchmark points at; see VARIANTS.
+- consumer CPU: the shuffled-batch consumer alone on materialized clip blocks (consumer_cost).
 - naive: what most repositories do. A torch DataLoader with num_workers = cores, each item opening
   its SOURCE file (10 s, 320x240, 30 fps, x264 default GOP, written here with PyAV from the same
   synthetic renderer) with decord.VideoReader(path, width, height) resizing to short side 128,
@@ -336,6 +337,44 @@ def tubelab_rate(overrides: list[str], *, clips_per_video: int, warmup: int, lab
     return out
 
 
+def consumer_cost(clips: int = 1600, repeats: int = 3) -> dict:
+    """CPU of the consumer alone, in ms per clip: the same decoded-clip blocks (materialized in the object
+    store, so no decoding runs) drawn into shuffled batches by Ray's local shuffle buffer and by
+    tubelab.data.batches, and plainly iterated (no shuffle) as the floor. Best of `repeats` passes."""
+    import ray
+
+    from tubelab.data.batches import shuffled_batches
+
+    def block(batch):
+        n = len(batch["id"])
+        return {"clip": np.random.default_rng(0).integers(0, 255, (n, 1, FRAMES, CROP, CROP, 3), dtype=np.uint8),
+                "label": batch["id"], "video_key": batch["id"]}
+
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        ds = ray.data.range(clips, override_num_blocks=clips // 22).map_batches(block, batch_size=22).materialize()
+        ways = {
+            "ray_local_shuffle": lambda: ds.iter_torch_batches(batch_size=BATCH, drop_last=True,
+                                                              local_shuffle_buffer_size=4 * BATCH),
+            "tubelab_shuffled_batches": lambda: shuffled_batches(ds.iter_batches(batch_size=None, batch_format="numpy"),
+                                                                 BATCH, 4 * BATCH, np.random.default_rng(0)),
+            "no_shuffle": lambda: ds.iter_torch_batches(batch_size=BATCH, drop_last=True),
+        }
+        out = {}
+        for name, batches in ways.items():
+            best = float("inf")
+            for _ in range(repeats):
+                cpu, n = time.process_time(), 0
+                for batch in batches():
+                    n += len(batch["clip"])
+                best = min(best, (time.process_time() - cpu) / n)
+            out[name] = round(1000 * best, 3)
+    finally:
+        ray.shutdown()
+    log(f"d) consumer CPU per clip (ms, best of {repeats}): " + ", ".join(f"{k} {v}" for k, v in out.items()))
+    return out
+
+
 class MotoServer:
     """A real S3 endpoint on 127.0.0.1 (moto_server), stopped with its process group on exit."""
 
@@ -599,6 +638,7 @@ def main(argv=None) -> dict:
         naive = naive_rate(paths, args.clips, warmup=4 * BATCH, workers=args.procs)  # no start-up to amortise
         log(f"  {naive['clips_per_s']} clips/s over {naive['steady_clips']} clips")
 
+    consumer = consumer_cost()
     bound_mean = float(np.mean([b["clips_per_s"] for b in bounds]))
     best = local[best_actors]
     report: dict = {
@@ -616,6 +656,7 @@ def main(argv=None) -> dict:
         "what_ifs": {name: {**r, "what": VARIANTS[name]} for name, r in tried.items()},
         "decode_bound_runs": bounds,
         "decode_bound_one_reader_per_clip": per_clip,
+        "consumer_cpu_ms_per_clip": consumer,
         "naive": naive,
         "targets": {"vs_decode_bound": TARGET_VS_BOUND, "vs_naive": TARGET_VS_NAIVE},
         "settings": {

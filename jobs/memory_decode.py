@@ -1,12 +1,14 @@
 """Decode-actor memory check: does a long-lived decoding process grow in memory?
 
-    python jobs/memory_decode.py [--clips 5000] [--every 100] [--backends decord pyav] [--out FILE.json] [--check]
+    python jobs/memory_decode.py [--clips 5000] [--every 100] [--clips-per-video 10] [--backends decord pyav]
+                                 [--out FILE.json] [--check]
 
 decord is unmaintained and its readers are known to grow in memory when reused. tubelab opens one
-reader per video and releases it (tubelab.data.decoders). This job decodes `--clips` train clips
-(16 frames at stride 2, random start and 64 px crop, as ClipDecoder samples them) in ONE process per
-backend, like a Ray Data decode actor that lives for a whole run, and samples the process's resident
-memory (RSS, /proc/self/statm) every `--every` clips.
+reader per video and releases it (tubelab.data.decoders). This job runs tubelab's ClipDecoder as a
+decode actor does (calls of 2 videos, `--clips-per-video` train clips of each decoded with one reader;
+16 frames at stride 2, random start, 64 px crop) in ONE process per backend, like a Ray Data decode
+actor that lives for a whole run, until `--clips` clips, and samples the process's resident memory
+(RSS, /proc/self/statm) every `--every` clips.
 
 Reported per backend: peak RSS, RSS at 10% of the clips and at the end, and the slope of RSS over
 the second half (least squares, MB per 1,000 clips). Flat means a second-half slope < 1 MB per 1,000
@@ -40,8 +42,9 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def load_train_rows(home: str) -> list[tuple[bytes, int]]:
-    """(mp4 bytes, num_frames) of every train video of the default synthetic shards (prepared if missing)."""
+def load_train_rows(home: str) -> dict[str, np.ndarray]:
+    """The train split's columns a decode actor reads, from the default synthetic shards (prepared if missing)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
     import ray
 
@@ -53,33 +56,34 @@ def load_train_rows(home: str) -> list[tuple[bytes, int]]:
     manifest, url = prepare(config.load("prepare", [f"home={home}"]), progress=False)
     if started and ray.is_initialized():
         ray.shutdown()  # the decode processes below must not share the machine with an idle Ray
-    rows = []
-    for path in shard_paths(manifest, url, "train"):
-        table = pq.read_table(path, columns=["video", "num_frames"])
-        rows += list(zip(table["video"].to_pylist(), table["num_frames"].to_pylist()))
-    return rows
+    columns = ["video_id", "label", "num_frames", "sha256", "video"]
+    table = pa.concat_tables([pq.read_table(p, columns=columns) for p in shard_paths(manifest, url, "train")])
+    return {c: table[c].to_numpy(zero_copy_only=False) for c in columns}
 
 
-def decode_loop(backend: str, rows: list[tuple[bytes, int]], clips: int, every: int, seed: int) -> dict:
-    """Runs in a fresh process: decode `clips` clips, sampling RSS every `every` clips."""
-    from tubelab.data.decoders import _train_clip
+def decode_loop(backend: str, rows: dict, clips: int, every: int, clips_per_video: int, seed: int) -> dict:
+    """Runs in a fresh process: decode `clips` clips with ClipDecoder, sampling RSS every `every` clips."""
+    from tubelab.data.decode import ClipDecoder
 
+    decoder = ClipDecoder(frames=FRAMES, strides=[STRIDE], crop=CROP, rows_per_video=clips_per_video,
+                          mode="train", seed=seed, backend=backend)
     rng = np.random.default_rng(seed)
     samples = [(0, rss_mb())]
     started = time.monotonic()
-    checksum = 0
-    for i in range(1, clips + 1):
-        data, num_frames = rows[int(rng.integers(len(rows)))]
-        clip = _train_clip(data, num_frames, FRAMES, STRIDE, CROP, rng, backend)
-        checksum += int(clip[0, 0, 0, 0])  # use the clip, then drop it (an actor hands it on)
-        if i % every == 0:
-            samples.append((i, rss_mb()))
-    return {"samples": samples, "seconds": time.monotonic() - started, "checksum": checksum}
+    checksum = done = 0
+    while done < clips:
+        pick = rng.integers(len(rows["video"]), size=2)  # one map_batches call: 2 videos
+        out = decoder({k: v[pick] for k, v in rows.items()})["clip"]
+        checksum += int(out[0, 0, 0, 0, 0, 0])  # use the clips, then drop them (an actor hands them on)
+        if (done + len(out)) // every > done // every:
+            samples.append((done + len(out), rss_mb()))
+        done += len(out)
+    return {"samples": samples, "seconds": time.monotonic() - started, "checksum": checksum, "clips": done}
 
 
-def _child(backend, rows, clips, every, seed, queue):
+def _child(backend, rows, clips, every, clips_per_video, seed, queue):
     try:
-        queue.put(decode_loop(backend, rows, clips, every, seed))
+        queue.put(decode_loop(backend, rows, clips, every, clips_per_video, seed))
     except BaseException as e:  # report, do not hang the parent
         queue.put({"error": f"{type(e).__name__}: {e}"})
 
@@ -119,7 +123,7 @@ def plot(results: dict, path: Path, clips: int) -> None:
     ax.axvline(clips / 2, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("clips decoded in one process")
     ax.set_ylabel("RSS (MB)")
-    ax.set_title(f"Decode-process memory: {FRAMES} frames, stride {STRIDE}, one reader per clip")
+    ax.set_title(f"Decode-process memory: ClipDecoder, {FRAMES} frames at stride {STRIDE}, one reader per video")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -133,6 +137,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", type=int, default=5000)
     ap.add_argument("--every", type=int, default=100)
+    ap.add_argument("--clips-per-video", type=int, default=10, help="clips per video per decode (SEVERE's epoch: 10)")
     ap.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     ap.add_argument("--home", default=str(ROOT / ".tubelab" / "bench" / "memory"),
                     help="benchmark state dir (generated sources and shards, reused)")
@@ -144,20 +149,22 @@ def main(argv=None) -> dict:
         ap.error("--clips must be at least 10 x --every")
 
     rows = load_train_rows(str(Path(args.home).resolve()))
-    print(f"{len(rows)} train videos, {np.mean([len(d) for d, _ in rows]) / 1024:.1f} KiB each on average; "
-          f"{args.clips} clips of {FRAMES} frames at stride {STRIDE}, crop {CROP}, per backend")
+    print(f"{len(rows['video'])} train videos, {np.mean([len(d) for d in rows['video']]) / 1024:.1f} KiB each on "
+          f"average; {args.clips} clips of {FRAMES} frames at stride {STRIDE}, crop {CROP}, "
+          f"{args.clips_per_video} per video per decode, per backend")
     ctx = mp.get_context("spawn")  # a fresh interpreter per backend: no reader or library state inherited
     results = {}
     for backend in args.backends:
         queue = ctx.Queue()
-        proc = ctx.Process(target=_child, args=(backend, rows, args.clips, args.every, args.seed, queue))
+        proc = ctx.Process(target=_child, args=(backend, rows, args.clips, args.every, args.clips_per_video, args.seed,
+                                                          queue))
         proc.start()
         out = queue.get()
         proc.join()
         if "error" in out:
             raise RuntimeError(f"{backend} decode process failed: {out['error']}")
         out["summary"] = summarise(out["samples"], args.clips)
-        out["clips_per_s"] = round(args.clips / out["seconds"], 1)
+        out["clips_per_s"] = round(out["clips"] / out["seconds"], 1)
         results[backend] = out
         s = out["summary"]
         print(f"{backend:>6}: peak RSS {s['rss_peak_mb']:.1f} MB; RSS at 10% {s['rss_at_10pct_mb']:.1f} MB, "
@@ -168,7 +175,7 @@ def main(argv=None) -> dict:
 
     report = {
         "clips": args.clips, "every": args.every, "frames": FRAMES, "stride": STRIDE, "crop": CROP,
-        "videos": len(rows), "flat_threshold_mb_per_1000_clips": FLAT_MB_PER_1000,
+        "clips_per_video": args.clips_per_video, "videos": len(rows["video"]), "flat_threshold_mb_per_1000_clips": FLAT_MB_PER_1000,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "load_average": os.getloadavg()},
         "backends": {b: {**r["summary"], "clips_per_s": r["clips_per_s"], "samples": r["samples"]}
