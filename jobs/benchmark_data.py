@@ -27,8 +27,8 @@ random place from frames whose short side is 128 (the paper's input).
   with each: the per-epoch start-up (epoch time beyond clips / steady rate), and from /proc the CPU
   cores the decode actors and all of the run's processes used (a pipeline that stalls shows actors
   using less than the cores they were given).
-- what-ifs (--try): the same tubelab measurement with a change to clip_dataset applied from outside
-  (pipeline.py untouched), for the changes this benchmark points at; see VARIANTS.
+- what-ifs (--try): the same tubelab measurement with one change applied from outside for that
+  measurement (Ray's default output buffer, bytes read once per run, Ray's shuffle buffer); see VARIANTS.
 - consumer CPU: the shuffled-batch consumer alone on materialized clip blocks (consumer_cost).
 - naive: what most repositories do. A torch DataLoader with num_workers = cores, each item opening
   its SOURCE file (10 s, 320x240, 30 fps, x264 default GOP, written here with PyAV from the same
@@ -487,7 +487,7 @@ VARIANTS = {
 
 @contextlib.contextmanager
 def pipeline_variant(name: str):
-    """Apply a what-if to clip_dataset from the outside (pipeline.py unchanged), for this measurement only."""
+    """Apply a what-if to clip_dataset from the outside, for this measurement only ("rayshuffle" is _epoch's)."""
     import ray
 
     from tubelab.data import pipeline

@@ -165,7 +165,9 @@ class ClipDecoder:
             view = frames[:, y:y + self.crop, x:x + self.crop]
         if self.flip and rng is not None and rng.random() < 0.5:
             view = view[:, :, ::-1]
-        np.take(view, positions, axis=0, out=out, mode="clip")  # one copy, straight into the output block
+        # One copy, straight into the output block (mode="clip" skips numpy's bounds-check buffer; the
+        # positions index `frames` by construction).
+        np.take(view, positions, axis=0, out=out, mode="clip")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         per = self.rows_per_video
