@@ -145,29 +145,29 @@ class ClipDecoder:
         SEVERE's 10 random clips per video per epoch overlap, and one pass over them costs a fraction of
         ten separate seeks and decodes (measured: jobs/benchmark_data.py).
         """
-        rows = [self.indices(num_frames) for _ in range(self.rows_per_video)]
-        wanted, where = np.unique(np.concatenate([np.concatenate(r) for r in rows]), return_inverse=True)
+        indices = np.array([self.indices(num_frames) for _ in range(self.rows_per_video)])  # (rows, clips, T)
+        wanted, where = np.unique(indices, return_inverse=True)
         frames = read_frames(data, wanted, self.backend)
-        positions = iter(np.split(where, np.cumsum([len(i) for r in rows for i in r])[:-1]))
-        for r, row in enumerate(rows):
-            for k in range(len(row)):
-                self.crop_clip(frames, next(positions), out[r, k])
+        where = where.reshape(indices.shape)  # each index's position in `frames`
+        for r, k in np.ndindex(*indices.shape[:2]):
+            self.crop_clip(frames, where[r, k], out[r, k])
 
     def crop_clip(self, frames: np.ndarray, positions: np.ndarray, out: np.ndarray) -> None:
         """One clip into `out`: `frames[positions]` cropped (random, resized or centred), maybe flipped."""
         rng, height, width = self.rng, frames.shape[1], frames.shape[2]
-        if rng is not None and self.resized_crop:
+        resized = rng is not None and self.resized_crop
+        if resized:
             y, x, h, w = resized_crop_box(height, width, self.resized_crop, rng)
             view = resize(frames[positions, y:y + h, x:x + w], self.crop)
-            positions = np.arange(len(positions))
         else:
             y, x = crop_box(height, width, self.crop, rng)
             view = frames[:, y:y + self.crop, x:x + self.crop]
         if self.flip and rng is not None and rng.random() < 0.5:
             view = view[:, :, ::-1]
-        # One copy, straight into the output block (mode="clip" skips numpy's bounds-check buffer; the
-        # positions index `frames` by construction).
-        np.take(view, positions, axis=0, out=out, mode="clip")
+        if resized:
+            out[...] = view
+        else:  # one copy, straight into the output block (mode="clip": no bounds-check buffer; the positions
+            np.take(view, positions, axis=0, out=out, mode="clip")  # index `frames` by construction)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         per = self.rows_per_video

@@ -274,13 +274,3 @@ class _PyAVReader:
 def _span(idx: np.ndarray) -> str:
     return f"{int(idx.min())}..{int(idx.max())}" if len(idx) > 1 else str(int(idx[0]))
 
-
-def _train_clip(data: bytes, num_frames: int, frames: int, stride: int, crop: int, rng: np.random.Generator,
-                backend: str = "decord") -> np.ndarray:
-    """One train-mode clip as tubelab.data.decode.ClipDecoder.clip samples it (random start and crop,
-    one stride, no flip), decoded with `backend`: (frames, crop, crop, 3) uint8. For tests and benchmarks."""
-    from tubelab.data.decode import crop_box, sample_indices  # lazy: decode.py builds on this module
-
-    out = read_frames(data, sample_indices(num_frames, frames, stride, rng), backend)
-    y, x = crop_box(out.shape[1], out.shape[2], crop, rng)
-    return out[:, y:y + crop, x:x + crop]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import pyarrow.parquet as pq
 import ray
 from ray.data.expressions import col
 
@@ -18,11 +17,13 @@ from tubelab.resources import placement
 # waits for all of it; small blocks stream clips to the trainer as they are decoded.
 DECODED_BLOCK_BYTES = 8 * 1024 * 1024
 VIDEOS_PER_BLOCK = 8
-# A decode call pauses once this many of its output blocks wait for the driver's executor to take them
-# (Ray's default 2): with one decode call yielding ~two 8 MiB blocks, actors sat idle ~40% of the time.
-# 16 let them use 1.2 instead of 0.65 cores here (jobs/benchmark_data.py --try gen2). Ray 2.60 exposes
-# it only as this private DataContext field.
+# A decode call pauses once this many of its output blocks wait for the driver's executor to take them.
+# With Ray's default of 2 (a call yields ~two 8 MiB blocks) two decode actors used 0.56-0.60 of their
+# 2 cores; with 16, 1.13-1.24 (jobs/benchmark_data.py --try gen2). Ray 2.60 exposes it only as a
+# private DataContext field.
 OUTPUT_BLOCKS_BUFFERED = 16
+# The shard columns a decode actor reads.
+DECODE_COLUMNS = ["video_id", "label", "labels", "count", "num_frames", "sha256", "video"]
 
 
 def shard_url(cfg, dataset_name: str) -> str:
@@ -98,12 +99,8 @@ def split_rows(cfg, dataset_name: str, split: str) -> list[dict]:
     """(video_id, label) of every video of a split, read from the shards without the video bytes."""
     url = shard_url(cfg, dataset_name)
     endpoint = cfg.storage.get("endpoint_url")
-    fs, _ = storage.filesystem(url, endpoint)
-    rows = []
-    for path in shards.shard_paths(shards.read_manifest(url, endpoint), url, split):
-        with fs.open(path, "rb") as f:
-            rows += pq.read_table(f, columns=["video_id", "label"]).to_pylist()
-    return rows
+    return shards.read_split(shards.read_manifest(url, endpoint), url, split, ["video_id", "label"],
+                             endpoint).to_pylist()
 
 
 def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_per_row: int = 1, seed: int,
@@ -132,7 +129,7 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
         paths,
         filesystem=None if storage.is_local(url) else fs,
         num_cpus=res.read_task_cpus,
-    ).select_columns(["video_id", "label", "labels", "count", "num_frames", "sha256", "video"])
+    ).select_columns(DECODE_COLUMNS)
     if video_ids is not None:
         ds = ds.filter(expr=col("video_id").is_in(list(video_ids)))
     # The Parquet reader hands a small split over as one block, and one block means one decode task on

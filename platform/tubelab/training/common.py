@@ -60,7 +60,7 @@ def worker_seed(seed: int, rank: int) -> int:
 
 def train_batches(shard, batch_size: int, seed: int, rank: int, epoch: int):
     """One epoch of shuffled, full training batches (dicts of tensors) from this worker's dataset shard,
-    drawn from a buffer of 4 batches (tubelab.data.batches: a quarter of Ray's local-shuffle CPU cost)."""
+    drawn from a buffer of 4 batches (tubelab.data.batches: under half of Ray's local-shuffle CPU cost)."""
     blocks = shard.iter_batches(batch_size=None, batch_format="numpy")
     return shuffled_batches(blocks, batch_size, 4 * batch_size, np.random.default_rng([seed, rank, epoch]))
 

@@ -19,7 +19,8 @@ import pytest
 import ray
 
 from tubelab import config
-from tubelab.data.decoders import BACKENDS, DecodeError, VideoReader, _train_clip, open_video, read_frames
+from tubelab.data.decode import ClipDecoder
+from tubelab.data.decoders import BACKENDS, DecodeError, VideoReader, open_video, read_frames
 from tubelab.data.prepare import prepare
 from tubelab.data.shards import shard_paths
 from tubelab.data.synthetic import render_video
@@ -168,9 +169,10 @@ def test_pyav_decodes_only_from_the_key_frame_before_the_first_index(rows):
 
 
 def test_train_clip_shape(rows):
-    rng = np.random.default_rng(0)
+    batch = {"video_id": np.array(["v"], dtype=object), "video": np.array([rows[0]["video"]], dtype=object),
+             "num_frames": np.array([24]), "label": np.array([0])}
     for backend in BACKENDS:
-        clip = _train_clip(rows[0]["video"], 24, frames=8, stride=2, crop=40, rng=rng, backend=backend)
+        clip = ClipDecoder(frames=8, strides=[2], crop=40, mode="train", backend=backend)(batch)["clip"][0, 0]
         assert clip.shape == (8, 40, 40, 3) and clip.dtype == np.uint8
 
 
