@@ -89,16 +89,13 @@ def prepare_shards(overrides: list[str]) -> tuple[dict, str]:
     return manifest, url
 
 
-def train_rows(manifest: dict, url: str) -> dict[str, list]:
-    """The train split's columns the decode actors read (numpy batch format), from the shards."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def train_rows(manifest: dict, url: str) -> dict[str, np.ndarray]:
+    """The train split's columns the decode actors read, as the numpy batch they get."""
+    from tubelab.data.pipeline import DECODE_COLUMNS
+    from tubelab.data.shards import read_split
 
-    from tubelab.data.shards import shard_paths
-
-    columns = ["video_id", "label", "num_frames", "sha256", "video"]
-    table = pa.concat_tables([pq.read_table(p, columns=columns) for p in shard_paths(manifest, url, "train")])
-    return {c: table[c].to_numpy(zero_copy_only=False) for c in columns}
+    table = read_split(manifest, url, "train", DECODE_COLUMNS)
+    return {c: table[c].to_numpy(zero_copy_only=False) for c in DECODE_COLUMNS}
 
 
 def _write_source(path: Path, seed: int) -> None:
@@ -138,19 +135,13 @@ def naive_sources(folder: Path, count: int) -> list[str]:
 
 def _bound_worker(rows, backend, rows_per_video, warmup, clips, seed, barrier, queue):
     from tubelab.data.decode import ClipDecoder
-    from tubelab.data.decoders import _train_clip
 
     rng = np.random.default_rng(seed)
-    videos = len(rows["video"])
     decoder = ClipDecoder(frames=FRAMES, strides=[STRIDE], crop=CROP, rows_per_video=rows_per_video, mode="train",
                           seed=seed, backend=backend)
 
     def some():  # what a decode actor does with one map_batches call: 2 videos, rows_per_video clips each
-        if rows_per_video == 0:  # one reader per clip
-            i = int(rng.integers(videos))
-            _train_clip(rows["video"][i], int(rows["num_frames"][i]), FRAMES, STRIDE, CROP, rng, backend)
-            return 1
-        pick = rng.integers(videos, size=2)
+        pick = rng.integers(len(rows["video"]), size=2)
         return len(decoder({k: v[pick] for k, v in rows.items()})["clip"])
 
     done = 0
@@ -165,7 +156,7 @@ def _bound_worker(rows, backend, rows_per_video, warmup, clips, seed, barrier, q
 
 def decode_bound(rows, backend: str, procs: int, clips: int, rows_per_video: int, warmup: int = 50) -> dict:
     """Clips/s of `procs` plain processes running tubelab's ClipDecoder on the shards' rows, 2 videos and
-    `rows_per_video` clips per video per call as the decode actors do (0: one reader per clip, _train_clip)."""
+    `rows_per_video` clips per video per call as the decode actors do (1: one reader per clip)."""
     ctx = mp.get_context("spawn")
     barrier, queue = ctx.Barrier(procs), ctx.Queue()
     each = -(-clips // procs)
@@ -263,16 +254,15 @@ def _epoch(cfg, clip, seed: int, warmup: int = 0, ray_shuffle: bool = False) -> 
 
     Times from the clip_dataset() call; the steady window runs from the first batch after `warmup`
     clips to the last batch (CPU figures: see CpuSampler)."""
-    from tubelab.data.batches import shuffled_batches
     from tubelab.data.pipeline import clip_dataset
+    from tubelab.training.common import train_batches
 
     t0 = time.monotonic()
     ds, _ = clip_dataset(cfg, cfg.dataset.name, "train", clip, mode="train", seed=seed)
     if ray_shuffle:
         batches = ds.iter_torch_batches(batch_size=BATCH, drop_last=True, local_shuffle_buffer_size=4 * BATCH)
-    else:  # as tubelab.training.common.train_batches
-        batches = shuffled_batches(ds.iter_batches(batch_size=None, batch_format="numpy"), BATCH, 4 * BATCH,
-                                   np.random.default_rng(seed))
+    else:
+        batches = train_batches(ds, BATCH, seed, rank=0, epoch=0)
     first = window = None
     with CpuSampler() as sampler:
         for batch in batches:
@@ -343,7 +333,7 @@ def consumer_cost(clips: int = 1600, repeats: int = 3) -> dict:
     tubelab.data.batches, and plainly iterated (no shuffle) as the floor. Best of `repeats` passes."""
     import ray
 
-    from tubelab.data.batches import shuffled_batches
+    from tubelab.training.common import train_batches
 
     def block(batch):
         n = len(batch["id"])
@@ -356,8 +346,7 @@ def consumer_cost(clips: int = 1600, repeats: int = 3) -> dict:
         ways = {
             "ray_local_shuffle": lambda: ds.iter_torch_batches(batch_size=BATCH, drop_last=True,
                                                               local_shuffle_buffer_size=4 * BATCH),
-            "tubelab_shuffled_batches": lambda: shuffled_batches(ds.iter_batches(batch_size=None, batch_format="numpy"),
-                                                                 BATCH, 4 * BATCH, np.random.default_rng(0)),
+            "tubelab_shuffled_batches": lambda: train_batches(ds, BATCH, seed=0, rank=0, epoch=0),
             "no_shuffle": lambda: ds.iter_torch_batches(batch_size=BATCH, drop_last=True),
         }
         out = {}
@@ -579,7 +568,7 @@ def main(argv=None) -> dict:
             f"{after['clips_per_s']} clips/s{'; the machine changed speed in between' if result['bound_drift'] > 0.15 else ''})")
         return after
 
-    per_clip = decode_bound(rows, args.backend, args.procs, args.clips, 0, warmup=args.warmup // args.procs)
+    per_clip = decode_bound(rows, args.backend, args.procs, args.clips, 1, warmup=args.warmup // args.procs)
     log(f"a') decode bound with one reader per clip (context): {per_clip['clips_per_s']} clips/s, "
         f"{per_clip['cpu_ms_per_clip']} ms CPU per clip")
     log("b) tubelab: shards -> Ray Data -> shuffled batches in the driver")

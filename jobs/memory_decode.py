@@ -44,21 +44,19 @@ def rss_mb() -> float:
 
 def load_train_rows(home: str) -> dict[str, np.ndarray]:
     """The train split's columns a decode actor reads, from the default synthetic shards (prepared if missing)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     import ray
 
     from tubelab import config
+    from tubelab.data.pipeline import DECODE_COLUMNS
     from tubelab.data.prepare import prepare
-    from tubelab.data.shards import shard_paths
+    from tubelab.data.shards import read_split
 
     started = not ray.is_initialized()
     manifest, url = prepare(config.load("prepare", [f"home={home}"]), progress=False)
     if started and ray.is_initialized():
         ray.shutdown()  # the decode processes below must not share the machine with an idle Ray
-    columns = ["video_id", "label", "num_frames", "sha256", "video"]
-    table = pa.concat_tables([pq.read_table(p, columns=columns) for p in shard_paths(manifest, url, "train")])
-    return {c: table[c].to_numpy(zero_copy_only=False) for c in columns}
+    table = read_split(manifest, url, "train", DECODE_COLUMNS)
+    return {c: table[c].to_numpy(zero_copy_only=False) for c in DECODE_COLUMNS}
 
 
 def decode_loop(backend: str, rows: dict, clips: int, every: int, clips_per_video: int, seed: int) -> dict:
@@ -156,8 +154,8 @@ def main(argv=None) -> dict:
     results = {}
     for backend in args.backends:
         queue = ctx.Queue()
-        proc = ctx.Process(target=_child, args=(backend, rows, args.clips, args.every, args.clips_per_video, args.seed,
-                                                          queue))
+        proc = ctx.Process(target=_child,
+                           args=(backend, rows, args.clips, args.every, args.clips_per_video, args.seed, queue))
         proc.start()
         out = queue.get()
         proc.join()
@@ -175,7 +173,8 @@ def main(argv=None) -> dict:
 
     report = {
         "clips": args.clips, "every": args.every, "frames": FRAMES, "stride": STRIDE, "crop": CROP,
-        "clips_per_video": args.clips_per_video, "videos": len(rows["video"]), "flat_threshold_mb_per_1000_clips": FLAT_MB_PER_1000,
+        "clips_per_video": args.clips_per_video, "videos": len(rows["video"]),
+        "flat_threshold_mb_per_1000_clips": FLAT_MB_PER_1000,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "load_average": os.getloadavg()},
         "backends": {b: {**r["summary"], "clips_per_s": r["clips_per_s"], "samples": r["samples"]}
