@@ -40,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
 
 def cmd_prepare(overrides):
     from tubelab import config
-    from tubelab.data import storage
+    from tubelab.data import shards, storage
     from tubelab.data.prepare import prepare
 
     cfg = config.load("prepare", overrides)
@@ -48,7 +48,7 @@ def cmd_prepare(overrides):
     manifest, url = prepare(cfg)
     counts = ", ".join(f"{k}: {v['videos']}" for k, v in manifest["splits"].items())
     print(f"{manifest['dataset']}: {len(manifest['classes'])} classes ({counts}) at {url}")
-    print(f"content hash {manifest['content_hash']}; {len(manifest['problems'])} problem(s)")
+    print(f"content hash {manifest['content_hash']}; problems listed in {storage.join(url, shards.REPORT)}")
 
 
 def cmd_pretrain(overrides):

@@ -47,3 +47,17 @@ def test_an_unwritable_home_fails_before_ray_starts(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert f"cannot write to {tmp_path / 'a-file' / 'home'} (Not a directory), the folder of home" in proc.stderr
     assert "Traceback" not in proc.stderr and "Started a local Ray instance" not in proc.stderr + proc.stdout
+
+
+def test_prepare_as_typed_exits_zero_and_names_the_report(tmp_path):
+    """`tubelab prepare dataset=synthetic` (README), with a tiny generator appended: exit 0, shards written."""
+    tiny = ["dataset.generator.train_per_class=1", "dataset.generator.test_per_class=1",
+            "dataset.generator.num_frames=16", "dataset.generator.width=64", "dataset.generator.height=48",
+            "dataset.encode.short_side=48"]
+    env = {**os.environ, "TUBELAB_HOME": str(tmp_path)}
+    proc = subprocess.run([TUBELAB, "prepare", "dataset=synthetic", *tiny], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "content hash " in proc.stdout and "prepare_report.json" in proc.stdout
+    manifests = list(tmp_path.rglob("manifest.json"))
+    assert len(manifests) == 1 and (manifests[0].parent / "prepare_report.json").exists()
