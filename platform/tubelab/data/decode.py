@@ -3,7 +3,8 @@
 Decoding goes through tubelab.data.decoders (decord by default, PyAV as fallback); a reader is
 created per video inside the actor (decord hangs when readers cross a fork, and a fresh reader per
 video keeps its known memory growth bounded). A video that fails to decode is skipped, never
-replaced by another one, and reported to the run's FailureLog actor.
+replaced by another one, and reported to the run's FailureLog actor (tubelab.data.failures).
+This module needs no Ray: the GPU check (jobs/gpu_check.py) runs ClipDecoder in plain processes.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tubelab.data.decoders import DecodeError, read_frames
 
@@ -78,27 +77,6 @@ def crop_box(height: int, width: int, crop: int, rng: np.random.Generator | None
     if rng is None:
         return (height - crop) // 2, (width - crop) // 2
     return int(rng.integers(0, height - crop + 1)), int(rng.integers(0, width - crop + 1))
-
-
-@ray.remote(num_cpus=0)
-class FailureLog:
-    """Collects the videos that failed to decode during a run (from every decode actor)."""
-
-    def __init__(self):
-        self.failed: dict[str, str] = {}
-
-    def add(self, video_id: str, error: str) -> None:
-        self.failed.setdefault(video_id, error)
-
-    def get(self) -> dict[str, str]:
-        return dict(self.failed)
-
-
-def new_failure_log():
-    """A FailureLog on this process's node. A 0-CPU actor may otherwise land on any node, e.g. a spot
-    train node whose loss would fail a run that Ray Train had restored."""
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    return FailureLog.options(scheduling_strategy=here).remote()
 
 
 class ClipDecoder:

@@ -20,8 +20,6 @@ from tubelab.data import storage
 from tubelab.data.batches import shuffled_batches
 from tubelab.tracking import mlflow_runs
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
@@ -72,18 +70,6 @@ def setup_worker(cfg) -> tuple[torch.device, int, int]:
     torch.set_num_threads(max(1, int(cfg.resources.cpus_per_train_worker)))
     torch.manual_seed(worker_seed(cfg.seed, rank))
     return ray.train.torch.get_device(), rank, world
-
-
-def to_model_input(clip: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (..., T, H, W, 3) -> uint8 (..., 3, T, H, W) on the device (normalisation comes after tubelets)."""
-    return clip.to(device, non_blocking=True).movedim(-1, -4)
-
-
-def normalize(clip: torch.Tensor) -> torch.Tensor:
-    """uint8 or [0, 255] float (B, 3, T, H, W) -> ImageNet-normalised float."""
-    mean = torch.tensor(IMAGENET_MEAN, device=clip.device).view(1, 3, 1, 1, 1) * 255
-    std = torch.tensor(IMAGENET_STD, device=clip.device).view(1, 3, 1, 1, 1) * 255
-    return (clip.float() - mean) / std
 
 
 def scaled_lr(opt, total_batch: int) -> float:

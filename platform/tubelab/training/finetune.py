@@ -18,13 +18,13 @@ from omegaconf import OmegaConf
 from ray.train.torch import TorchTrainer
 
 from tubelab.data import storage
-from tubelab.data.decode import new_failure_log
+from tubelab.data.failures import new_failure_log
 from tubelab.data.pipeline import check_no_empty_class, clip_dataset, select_videos, shard_url, split_rows
 from tubelab.data.shards import read_manifest
 from tubelab.models import build_model
 from tubelab.models.checkpoint import load_backbone_state
 from tubelab.tracking import mlflow_runs
-from tubelab.training import common, tasks
+from tubelab.training import common, steps, tasks
 
 
 def load_pretrained(model: torch.nn.Module, uri: str, endpoint_url: str | None = None) -> str:
@@ -55,14 +55,15 @@ def make_optimizer(opt, params) -> torch.optim.Optimizer:
 
 
 def evaluate(net: torch.nn.Module, dataset, task: str, num_classes: int, batch_size: int, device: torch.device,
-             class_map: torch.Tensor | None) -> dict[str, float]:
+             class_map: torch.Tensor | None, autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
     """Every metric of the task over a whole split (each video's clips averaged)."""
     net.eval()
     predictions, targets = [], []
     with torch.no_grad():
         for batch in dataset.iter_torch_batches(batch_size=batch_size):
-            clips = common.to_model_input(batch["clip"], device)  # (B, N, 3, T, H, W)
-            out = net(common.normalize(clips.flatten(0, 1))).unflatten(0, clips.shape[:2]).float()
+            clips = steps.to_model_input(batch["clip"], device)  # (B, N, 3, T, H, W)
+            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+                out = net(steps.normalize(clips.flatten(0, 1))).unflatten(0, clips.shape[:2]).float()
             predictions.append(tasks.video_outputs(task, out).cpu())
             targets.append(tasks.targets(task, batch, torch.device("cpu"), class_map))
     if not predictions:
@@ -76,6 +77,8 @@ def finetune_loop(config: dict) -> None:
     s, task, num_classes = cfg.setting, config["task"], config["num_classes"]
     class_map = torch.tensor(config["class_map"]) if config["class_map"] is not None else None
     device, rank, world = common.setup_worker(cfg)
+    autocast_dtype, channels_last = common.device_features(s, device)
+    memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
     net = build_model(cfg.model, num_classes=tasks.head_size(task, num_classes))
     if cfg.checkpoint:
         report = load_pretrained(net, cfg.checkpoint, cfg.storage.get("endpoint_url"))
@@ -85,6 +88,7 @@ def finetune_loop(config: dict) -> None:
     if linear:  # a frozen backbone: only the classifier learns
         for name, p in net.named_parameters():
             p.requires_grad = name.startswith("fc.")
+    net = net.to(device, memory_format=memory_format)
     model = ray.train.torch.prepare_model(net)
     optimizer = make_optimizer(s.optimizer, [p for p in net.parameters() if p.requires_grad])
     restored = common.restore(net, optimizer, key="model")
@@ -101,12 +105,10 @@ def finetune_loop(config: dict) -> None:
         timer, loss_sum, seen = common.EpochTimer(), 0.0, 0
         batches = common.train_batches(shard, s.batch_size, cfg.seed, rank, epoch)
         for batch in timer.batches(batches):
-            x = common.normalize(common.to_model_input(batch["clip"][:, 0], device))
+            x = steps.to_model_input(batch["clip"][:, 0], device)
             y = tasks.targets(task, batch, device, class_map)
-            loss = tasks.loss(task, model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = steps.finetune_step(model, optimizer, x, y, task, autocast_dtype=autocast_dtype,
+                                       memory_format=memory_format)
             loss_sum += loss.item() * x.shape[0]
             seen += x.shape[0]
             timer.step_done(x.shape[0] * world)
@@ -116,7 +118,8 @@ def finetune_loop(config: dict) -> None:
                    **common.peak_memory_gb(device)}
         last = epoch + 1 == s.epochs
         if rank == 0 and config["has_val"] and ((epoch + 1) % s.eval_every == 0 or last):
-            val = evaluate(net, ray.train.get_dataset_shard("val"), task, num_classes, s.batch_size, device, class_map)
+            val = evaluate(net, ray.train.get_dataset_shard("val"), task, num_classes, s.batch_size, device, class_map,
+                           autocast_dtype)
             metrics.update({f"val_{k}": v for k, v in val.items()})
             if tasks.better(s.metric, val[s.metric], best and best["value"]):
                 best = {"epoch": epoch, "value": val[s.metric], "state": copy.deepcopy(net.state_dict())}
@@ -124,7 +127,7 @@ def finetune_loop(config: dict) -> None:
             if best is not None:
                 net.load_state_dict(best["state"])
             test = evaluate(net, ray.train.get_dataset_shard("eval"), task, num_classes, s.batch_size, device,
-                            class_map)
+                            class_map, autocast_dtype)
             metrics.update({**{f"test_{k}": v for k, v in test.items()}, "score": test[s.metric],
                             "selected_epoch": best["epoch"] if best else epoch})
         logger.log(metrics, epoch, last=last)

@@ -1,9 +1,7 @@
 """Tubelet-contrast pretraining on Ray Train: decoded clips -> tubelets on the device -> MoCo-v2.
 
-Pairs: in tubelet mode the key clip of row i is the clip of the next row of the same (shuffled) batch
-that holds another video, so query and key always come from two different videos and each decoded
-clip serves one pair as query and another as key (half the decode cost of a second video per pair). In video-contrast
-mode the decoder emits two clips per video and those form the pair.
+The loop around the plain step (training.steps.pretrain_step): pairs from tubelets.pairs, the data
+shard, lr schedule, checkpoints and per-epoch metrics.
 """
 
 from __future__ import annotations
@@ -15,51 +13,23 @@ import torch
 from omegaconf import OmegaConf
 from ray.train.torch import TorchTrainer
 
-from tubelab.data.decode import new_failure_log
+from tubelab.data.failures import new_failure_log
 from tubelab.data.pipeline import clip_dataset, select_videos, split_rows
 from tubelab.models import build_model
 from tubelab.objectives.moco import MoCo
 from tubelab.tracking import mlflow_runs
-from tubelab.training import common
-from tubelab.training.augment import colour_jitter
+from tubelab.training import common, steps
 from tubelab.training.preview import log_preview
-from tubelab.tubelets import apply_tubelets
+from tubelab.tubelets.pairs import make_pair
 
 PRETRAIN_NUM_CLASSES = 1  # the classifier is dropped for pretraining; the backbone is what is saved
 
 
-def other_video_index(keys: torch.Tensor) -> torch.Tensor:
-    """For each row, the nearest following row (cyclically) that holds a different video.
-
-    Rows repeat a video when clip.clips_per_video > 1, so a plain roll could pair a video with itself.
-    """
-    n = keys.shape[0]
-    idx = torch.full_like(keys, -1)
-    for shift in range(1, n):
-        cand = torch.roll(torch.arange(n, device=keys.device), -shift)
-        ok = (idx < 0) & (keys[cand] != keys)
-        idx[ok] = cand[ok]
-        if bool((idx >= 0).all()):
-            return idx
-    raise RuntimeError("every clip of this batch comes from one video: tubelet pairs need two different videos; "
-                       "raise pretrain.batch_size or lower pretrain.clip.clips_per_video")
-
-
-def make_pair(clips: torch.Tensor, keys: torch.Tensor, tubelet_cfg, generator: torch.Generator):
-    """(B, K, 3, T, H, W) uint8 clips -> (query, key) uint8 clips and the tubelet parameters."""
-    if tubelet_cfg.mode == "video_contrast":
-        return clips[:, 0], clips[:, 1], {}
-    a = clips[:, 0]
-    b = a[other_video_index(keys)]
-    out = apply_tubelets(a, b, tubelet_cfg, generator=generator)
-    return out.a, out.b, out.params
-
-
-def in_memory_batches(batch_size: int, shape: tuple, steps: int, rank: int):
+def in_memory_batches(batch_size: int, shape: tuple, n: int, rank: int):
     """Random uint8 clips shaped like the pipeline's, already in memory (the data-stall baseline)."""
     clips = torch.randint(0, 256, (batch_size, *shape), dtype=torch.uint8)
     keys = torch.arange(batch_size) + rank * batch_size
-    for _ in range(steps):
+    for _ in range(n):
         yield {"clip": clips, "video_key": keys}
 
 
@@ -93,31 +63,26 @@ def pretrain_loop(config: dict) -> None:
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        timer, loss_sum, acc_sum, steps = common.EpochTimer(), 0.0, 0.0, 0
+        timer, loss_sum, acc_sum, n_steps = common.EpochTimer(), 0.0, 0.0, 0
         if p.in_memory_input:  # the benchmark's baseline: the same steps with no data pipeline
             batches = in_memory_batches(p.batch_size, shape, config["steps_per_epoch"], rank)
         else:
             batches = common.train_batches(shard, p.batch_size, cfg.seed, rank, epoch)
         for batch in timer.batches(batches):
-            clips = common.to_model_input(batch["clip"], device)  # (B, K, 3, T, H, W)
+            clips = steps.to_model_input(batch["clip"], device)  # (B, K, 3, T, H, W)
             query, key, _ = make_pair(clips, batch["video_key"].to(device), cfg.tubelet, generator)
-            if logger.enabled and epoch == start and steps == 0:
+            if logger.enabled and epoch == start and n_steps == 0:
                 log_preview(cfg, config["run_id"], query, key)
-            query, key = colour_jitter([query.float(), key.float()], p.colour_jitter, generator)
-            query, key = (common.normalize(x).contiguous(memory_format=memory_format) for x in (query, key))
-            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
-                loss, stats = model(query, key)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, p.optimizer.grad_clip)
-            optimizer.step()
-            loss_sum, acc_sum, steps = loss_sum + loss.item(), acc_sum + stats["contrast_acc"].item(), steps + 1
+            loss, stats = steps.pretrain_step(model, optimizer, query, key, jitter=p.colour_jitter, generator=generator,
+                                              autocast_dtype=autocast_dtype, memory_format=memory_format,
+                                              grad_clip=p.optimizer.grad_clip)
+            loss_sum, acc_sum, n_steps = loss_sum + loss.item(), acc_sum + stats["contrast_acc"].item(), n_steps + 1
             timer.step_done(query.shape[0] * world)
-        if steps == 0:
+        if n_steps == 0:
             raise RuntimeError(f"worker {rank} got no full batch of {p.batch_size}: the split is too small for "
                                f"{world} workers x batch_size {p.batch_size}")
-        metrics = {"loss": loss_sum / steps, "contrast_acc": acc_sum / steps, "lr": lr, "epoch": epoch,
-                   "steps": steps, **timer.summary(),
+        metrics = {"loss": loss_sum / n_steps, "contrast_acc": acc_sum / n_steps, "lr": lr, "epoch": epoch,
+                   "steps": n_steps, **timer.summary(),
                    "decode_failures": common.check_decode_failures(config["failure_log"], config["videos"],
                                                                    p.clip.max_failed_fraction)}
         metrics.update(common.peak_memory_gb(device))

@@ -47,7 +47,7 @@ def preview(overrides: list[str]) -> list[str]:
     """`tubelab tubelets preview [tubelet=...]`: pairs as the pretraining loop would make them."""
     from tubelab import config
     from tubelab.data.prepare import ensure_shards
-    from tubelab.training.pretrain import make_pair
+    from tubelab.tubelets.pairs import make_pair
 
     cfg = config.load("pretrain", overrides)
     ensure_shards(cfg, cfg.dataset.name)

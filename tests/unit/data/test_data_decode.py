@@ -133,7 +133,7 @@ def test_jitter_keeps_frames_in_order_within_the_span():
 def test_undecodable_videos_are_skipped_and_reported(batch):
     import ray
 
-    from tubelab.data.decode import FailureLog
+    from tubelab.data.failures import FailureLog
 
     started = not ray.is_initialized()
     if started:
