@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # machines with an NVIDIA driver keep pip's default (CUDA) build. Override with `make TORCH_SPEC=...`.
 TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 
-.PHONY: setup demo test bench soak ui clean
+.PHONY: setup demo test bench soak ui clean gpu-kit
 
 setup: $(STAMP)
 
@@ -36,6 +36,20 @@ bench: $(STAMP)
 # with the curve as a PNG (docs/reliability.md "Soak").
 soak: $(STAMP)
 	$(PY) jobs/memory_decode.py --clips 20000 --every 250 --out .tubelab/soak/memory.json --check
+
+# The GPU machine's image has torch but not omegaconf, antlr4 or decord, and no network: this folder carries
+# their wheels (Python 3.12, manylinux) and real shards (the synthetic set at training geometry, 170x128,
+# 64 frames, 200 videos). Run command: README "Benchmarks"; figures: docs/benchmarks.md "GPU".
+KIT := .gpu-kit
+gpu-kit: $(STAMP)
+	rm -rf $(KIT) && mkdir -p $(KIT)/wheels
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux2010_x86_64 --platform manylinux_2_17_x86_64 -d $(KIT)/wheels decord==0.6.0 omegaconf==2.3.0
+	$(PY) -m pip wheel -q --no-deps -w $(KIT)/wheels antlr4-python3-runtime==4.9.3  # sdist only on PyPI; pure Python
+	TUBELAB_HOME=.tubelab/gpu-kit-home $(VENV)/bin/tubelab prepare dataset=synthetic out=$(abspath $(KIT))/shards \
+		dataset.generator.num_frames=64 dataset.generator.width=170 dataset.generator.height=128 \
+		dataset.encode.short_side=128 dataset.generator.train_per_class=16 dataset.generator.test_per_class=4
+	du -sh $(KIT)
 
 ui: $(STAMP)
 	$(VENV)/bin/tubelab ui
