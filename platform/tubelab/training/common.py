@@ -104,7 +104,7 @@ def restore(model: torch.nn.Module, optimizer: torch.optim.Optimizer, key: str) 
     if ckpt is None:
         return None
     with ckpt.as_directory() as d:
-        state = torch.load(os.path.join(d, CHECKPOINT_FILE), map_location="cpu", weights_only=False)
+        state = torch.load(os.path.join(d, CHECKPOINT_FILE), map_location="cpu", weights_only=True)
     model.load_state_dict(state[key])
     optimizer.load_state_dict(state["optimizer"])
     if ray.train.get_context().get_world_rank() == 0:

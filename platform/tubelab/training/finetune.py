@@ -34,7 +34,7 @@ def load_pretrained(model: torch.nn.Module, uri: str, endpoint_url: str | None =
         raise FileNotFoundError(f"no {common.CHECKPOINT_FILE} in checkpoint {uri!r}; pass the checkpoint directory "
                                 f"a pretraining run reported (see the run's `checkpoint_uri` tag)")
     with fs.open(path, "rb") as f:
-        state = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=False)
+        state = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)  # tensors and plain containers only
     return load_backbone_state(model, state, allow_missing=["fc.*"]).summary()
 
 
