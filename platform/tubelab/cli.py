@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -21,13 +22,31 @@ COMMANDS = {
 }
 
 
-def parser() -> argparse.ArgumentParser:
+HELP_CONFIG = {"prepare": "prepare", "pretrain": "pretrain", "finetune": "finetune", "sweep": "sweep",
+               "severe": "severe", "tubelets": "pretrain"}  # the primary config whose groups `--help` lists
+HELP_NOTES = {
+    "sweep": "setting.KEY=VALUE applies to every downstream setting of the ablation (conf/setting/).",
+    "severe": "suite=proxy|real; setting.KEY=VALUE applies to every SEVERE setting; label=NAME names the row.",
+    "report": "tracking and storage as in the other commands: tracking=local|server, storage=local|s3.",
+    "ui": "port=PORT (default 5000); tracking=local|server.",
+}
+
+
+def parser(groups: bool = False) -> argparse.ArgumentParser:
+    """The argument parser; with `groups` (only when help is asked for: it reads conf/, datasets/ and
+    ablations/), each command's help lists its config groups and their choices."""
+    from tubelab.config import groups_help
+
     p = argparse.ArgumentParser(prog="tubelab", description="Video self-supervised learning experiments on Ray.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Overrides are Hydra syntax, e.g. `tubelab sweep ablation=demo pretrain.epochs=2`.")
+                                epilog="Overrides are Hydra syntax, e.g. `tubelab sweep ablation=demo pretrain.epochs=2`; "
+                                       "`tubelab COMMAND --help` lists a command's config groups and their choices.")
     sub = p.add_subparsers(dest="command", metavar="command", required=True)
     for name, help_text in COMMANDS.items():
-        s = sub.add_parser(name, help=help_text, description=help_text)
+        epilog = "\n\n".join(x for x in (groups_help(HELP_CONFIG[name]) if groups and name in HELP_CONFIG else "",
+                                          HELP_NOTES.get(name, "") if groups else "") if x)
+        s = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog or None,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         if name == "tubelets":
             s.add_argument("action", choices=["preview"])
         if name == "sweep":
@@ -64,36 +83,85 @@ def cmd_pretrain(overrides):
     validate_run(cfg)
     storage.check_local_store(cfg)
     mlflow_runs.check_reachable(cfg)
+    if cfg.name and previous_pretrain(cfg, config.to_container(cfg)):
+        return
     ensure_shards(cfg, cfg.dataset.name)
     resources.init_ray(cfg.resources)
     name = cfg.name or f"pretrain-{time.strftime('%Y%m%d-%H%M%S')}"
     run_id = mlflow_runs.start_run(cfg, name, kind="pretrain", resume=True)
-    mlflow_runs.log_params(cfg, run_id, config.to_container(cfg))
-    result = run_pretrain(cfg, name=name, run_id=run_id)
-    uri = checkpoint_uri(cfg, result.checkpoint)
-    mlflow_runs.set_tags(cfg, run_id, {"checkpoint_uri": uri})
+    with ended_on_failure(cfg, run_id):
+        mlflow_runs.log_params(cfg, run_id, config.to_container(cfg))
+        result = run_pretrain(cfg, name=name, run_id=run_id)
+        uri = checkpoint_uri(cfg, result.checkpoint)
+        mlflow_runs.set_tags(cfg, run_id, {"checkpoint_uri": uri})
     mlflow_runs.end_run(cfg, run_id)
     print(f"checkpoint: {uri}")
 
 
-def cmd_finetune(overrides):
-    from tubelab import config, resources
+def previous_pretrain(cfg, params: dict) -> bool:
+    """A rerun of `pretrain name=X`: True (after one line saying so) when run X already finished under this
+    very config and its checkpoint is there, so nothing is started; a run that resumes under a changed
+    config gets a warning naming the changed keys (compared with the params X recorded in MLflow)."""
+    from tubelab.config import CHECKPOINT_FILE
     from tubelab.data import storage
-    from tubelab.data.prepare import ensure_shards
     from tubelab.tracking import mlflow_runs
-    from tubelab.training.finetune import run_finetune
 
-    cfg = config.load("finetune", overrides)
+    run = mlflow_runs.find_run(cfg, cfg.name, "pretrain")
+    if run is None:
+        return False
+    changed = mlflow_runs.changed_params(run, params)
+    uri = run.data.tags.get("checkpoint_uri")
+    if run.info.status == "FINISHED" and not changed and uri:
+        fs, path = storage.filesystem(storage.join(uri, CHECKPOINT_FILE), cfg.storage.get("endpoint_url"))
+        if fs.exists(path):
+            print(f"pretraining run {cfg.name!r} already finished with this config (MLflow run {run.info.run_id}); "
+                  f"checkpoint: {uri}")
+            return True
+    changed.pop("pretrain.stop_epoch", None)  # stopping early and continuing later is what it is for
+    if changed:
+        keys = ", ".join(f"{k} ({old} -> {new})" for k, (old, new) in changed.items())
+        print(f"tubelab pretrain: warning: resuming run {cfg.name!r} ({run.info.status.lower()}) under a changed "
+              f"config: {keys}; it continues from its last checkpoint with the new values (choose another name= "
+              f"to start afresh)", file=sys.stderr)
+    return False
+
+
+@contextlib.contextmanager
+def ended_on_failure(cfg, run_id: str):
+    """An MLflow run this command started ends FAILED (KILLED on Ctrl-C) when the command fails, never
+    staying RUNNING."""
+    from tubelab.tracking import mlflow_runs
+
+    try:
+        yield
+    except BaseException as e:
+        mlflow_runs.end_run(cfg, run_id, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        raise
+
+
+def cmd_finetune(overrides):
+    from tubelab import config
+    from tubelab.data import storage
+    from tubelab.tracking import mlflow_runs
+
+    cfg = config.load("finetune", overrides)  # a relative checkpoint path is made absolute here
     storage.check_local_store(cfg)
     mlflow_runs.check_reachable(cfg)
+    config.check_checkpoint(cfg)  # before Ray: a wrong path is a user error, not a fault to retry
+
+    from tubelab import resources  # Ray and torch: imported once the checks passed
+    from tubelab.data.prepare import ensure_shards
+    from tubelab.training.finetune import run_finetune
+
     ensure_shards(cfg, cfg.setting.dataset)
     resources.init_ray(cfg.resources)
     name = cfg.name or f"finetune-{cfg.setting.id}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_id = mlflow_runs.start_run(cfg, name, kind="finetune", resume=True)
-    mlflow_runs.log_params(cfg, run_id, config.to_container(cfg))
-    result = run_finetune(cfg, name=name, run_id=run_id)
-    score = result.metrics["score"]
-    mlflow_runs.log_metrics(cfg, run_id, {f"score/{cfg.setting.id}/{cfg.setting.metric}": score}, step=0)
+    with ended_on_failure(cfg, run_id):
+        mlflow_runs.log_params(cfg, run_id, config.to_container(cfg))
+        result = run_finetune(cfg, name=name, run_id=run_id)
+        score = result.metrics["score"]
+        mlflow_runs.log_metrics(cfg, run_id, {f"score/{cfg.setting.id}/{cfg.setting.metric}": score}, step=0)
     mlflow_runs.end_run(cfg, run_id)
     print(f"{cfg.setting.id} {cfg.setting.metric}: {score:.2f}")
 
@@ -155,11 +223,16 @@ def cmd_tubelets(overrides):
 def main(argv: list[str] | None = None) -> int:
     from tubelab.config import ConfigError
 
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser(groups=any(a in ("-h", "--help") for a in argv)).parse_args(argv)
     handler = globals()[f"cmd_{args.command}"]
     try:
         handler(args.overrides, **({"resume": args.resume} if args.command == "sweep" else {}))
-    except ConfigError as e:
+    except Exception as e:
+        from tubelab.data.shards import ManifestError
+
+        if not isinstance(e, (ConfigError, ManifestError)):  # user errors: one line; anything else is a bug
+            raise
         print(f"tubelab {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

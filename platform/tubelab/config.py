@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import textwrap
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -75,9 +76,74 @@ def load(config_name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictC
         cfg.choices = chosen
         if "home" in cfg:  # Ray workers and Tune trials run in other directories
             cfg.home = str(Path(cfg.home).expanduser().resolve())
+        if "checkpoint" in cfg:  # the same for a checkpoint typed as a relative path
+            cfg.checkpoint = resolve_checkpoint(cfg.checkpoint)
         keep_secrets_out(cfg)
     OmegaConf.set_struct(cfg, True)
     return cfg
+
+
+RANDOM_INIT = "random"  # checkpoint=random in a sweep: fine-tune from random initialisation
+
+
+def resolve_checkpoint(value):
+    """A local checkpoint path made absolute (Ray workers run in another cwd); URLs (s3://, file://...),
+    null and the `random` sentinel stay as they are."""
+    if not isinstance(value, str) or not value or value == RANDOM_INIT or "://" in value:
+        return value
+    return str(Path(value).expanduser().resolve())
+
+
+CHECKPOINT_FILE = "checkpoint.pt"  # = training.common.CHECKPOINT_FILE (kept here so that checks import no torch)
+
+
+def check_checkpoint(cfg) -> None:
+    """A given `cfg.checkpoint` must hold checkpoint.pt, checked before Ray starts: a wrong path is a user
+    error (one line), not a fault for Ray Train to retry in its workers."""
+    from tubelab.data import storage
+
+    uri = cfg.get("checkpoint")
+    if not uri or uri == RANDOM_INIT:
+        return
+    fs, path = storage.filesystem(storage.join(str(uri), CHECKPOINT_FILE), cfg.storage.get("endpoint_url"))
+    if fs.exists(path):
+        return
+    problem = f"has no {CHECKPOINT_FILE}"
+    if storage.is_local(str(uri)) and not fs.exists(storage.resolve(str(uri))):
+        problem = "does not exist"
+    raise ConfigError(f"checkpoint={uri} {problem}; pass the directory a pretraining run reported (the `checkpoint:` "
+                      f"line of `tubelab pretrain`, or its MLflow `checkpoint_uri` tag)")
+
+
+def command_groups(config_name: str) -> dict[str, str | None]:
+    """The config groups a primary config composes ({group: default option}), from its defaults list
+    (following the primary configs it includes, e.g. sweep -> pretrain); for `--help`."""
+    out: dict[str, str | None] = {}
+    path = CONF_DIR / f"{config_name}.yaml"
+    if not path.is_file():
+        return out
+    for entry in OmegaConf.load(path).get("defaults") or []:
+        if isinstance(entry, str):
+            if entry != "_self_":
+                out.update(command_groups(entry))
+        else:
+            for group, option in entry.items():
+                out[str(group).split("@")[0].lstrip("/")] = None if option is None else str(option)
+    return out
+
+
+def groups_help(config_name: str) -> str:
+    """`--help` text: every config group of a command with its choices (default marked *)."""
+    try:
+        groups = command_groups(config_name)
+        lines = ["config groups (GROUP=CHOICE, * = default; a key inside one: GROUP.KEY=VALUE):"]
+        for group, default in groups.items():
+            names = [f"{c}*" if c == default else c for c in choices(group)]
+            lines.append(textwrap.fill(", ".join(names), width=100, initial_indent=f"  {group:<10} ",
+                                       subsequent_indent=" " * 13, break_on_hyphens=False))
+    except ConfigError:
+        return ""
+    return "\n".join(lines) if groups else ""
 
 
 SECRET_KEY = re.compile(r"(^|_)(password|passwd|secret|secret_key|access_key|token|api_key|credentials?)$", re.IGNORECASE)

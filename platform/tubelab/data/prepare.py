@@ -18,6 +18,7 @@ from omegaconf import OmegaConf, open_dict
 from tqdm import tqdm
 
 from tubelab import resources
+from tubelab.config import ConfigError
 from tubelab.data import shards, storage
 from tubelab.data.indexers import INDEXERS
 from tubelab.data.pipeline import shard_url
@@ -35,11 +36,29 @@ def source_dir(cfg) -> Path:
     if source:
         return Path(source).expanduser().resolve()
     if "generator" not in ds:
-        raise ValueError(f"dataset {ds.name!r} needs `source=DIR` pointing at its official tree")
+        raise ConfigError(f"dataset {ds.name!r} needs `source=DIR` pointing at its official tree, e.g. `tubelab "
+                          f"prepare dataset={ds.name} source=/data/{ds.name}` (datasets/README.md lists the layouts)")
     from tubelab.data.synthetic import generate
 
     root = Path(storage.resolve(cfg.home)) / "raw" / ds.name
     return generate(root, **ds.generator)
+
+
+def index_source(cfg) -> DatasetIndex:
+    """Index the dataset tree. A tree that is missing, or lacks what the card's indexer reads (list files,
+    annotation files, the video folder) or holds malformed ones, is the user's input, not a bug: one
+    ConfigError naming the dataset, the folder and the indexer's message (which names the fix)."""
+    ds = cfg.dataset
+    if ds.format not in INDEXERS:
+        raise ConfigError(f"dataset.format={ds.format!r} has no indexer; available: {', '.join(INDEXERS)}")
+    root = source_dir(cfg)
+    if not root.is_dir():
+        raise ConfigError(f"dataset {ds.name!r}: source={root} is not a folder; point `source=` at the folder of "
+                          f"the official {ds.name} tree (datasets/README.md lists the layouts)")
+    try:
+        return INDEXERS[ds.format](root, **ds.index)
+    except (OSError, ValueError) as e:  # FileNotFoundError, a malformed list or annotation line
+        raise ConfigError(f"dataset {ds.name!r} at {root}: {e}") from None
 
 
 def check_existing(cfg, out: str) -> dict | None:
@@ -62,8 +81,8 @@ def check_same_card(manifest: dict, dataset, url: str) -> None:
     diff = [k for k in set(wanted["card"]) | set(found["card"] or {})
             if (found["card"] or {}).get(k) != wanted["card"].get(k)]
     what = "format" if found["format"] != wanted["format"] else f"dataset keys {sorted(diff)}"
-    raise ValueError(f"{url} holds shards prepared with another {what} ({found['format']}, {found['card']}); "
-                     f"choose another `out=` / storage.url, or delete that folder to rebuild")
+    raise ConfigError(f"{url} holds shards prepared with another {what} ({found['format']}, {found['card']}); "
+                      f"choose another `out=` / storage.url, or delete that folder to rebuild")
 
 
 def encode_sequential(plans: list[shards.ShardPlan], encode: dict, out: str, endpoint: str | None,
@@ -134,9 +153,7 @@ def prepare(cfg, progress: bool = True) -> tuple[dict, str]:
     existing = check_existing(cfg, out)
     if existing is not None:
         return existing, out
-    if ds.format not in INDEXERS:
-        raise ValueError(f"dataset.format={ds.format!r} has no indexer; available: {', '.join(INDEXERS)}")
-    index = INDEXERS[ds.format](source_dir(cfg), **ds.index)
+    index = index_source(cfg)
     resources.init_ray(cfg.resources)
     manifest = shard_index(index, out, card=OmegaConf.to_container(ds, resolve=True), shard_max_mb=cfg.shard_max_mb,
                            max_bad_fraction=cfg.max_bad_fraction, endpoint=cfg.storage.get("endpoint_url"),

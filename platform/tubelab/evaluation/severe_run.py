@@ -17,7 +17,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from tubelab import config, resources
-from tubelab.config import ConfigError, to_container
+from tubelab.config import ConfigError, check_checkpoint, to_container
 from tubelab.data import storage
 from tubelab.data.prepare import ensure_shards
 from tubelab.reporting import severe_table
@@ -30,9 +30,16 @@ SCORE_PREFIX = "severe/"
 
 
 def row_label(cfg) -> str:
+    """`label=`, else the pretraining run's name: Ray Train writes <run name>/checkpoint_<timestamp>, so the
+    folder above a checkpoint_* folder; else the checkpoint's folder name; "random init" without one."""
     if cfg.label:
         return str(cfg.label)
-    return Path(str(cfg.checkpoint).rstrip("/")).name if cfg.checkpoint else "random init"
+    if not cfg.checkpoint:
+        return "random init"
+    path = Path(str(cfg.checkpoint).split("://", 1)[-1].rstrip("/"))
+    if path.name.startswith("checkpoint_") and path.parent.name:
+        return path.parent.name
+    return path.name
 
 
 def severe_trial(params: dict, trials: list[dict]) -> None:
@@ -66,12 +73,7 @@ def run_severe(overrides: list[str]) -> dict:
     missing = [name for name in suite.values() if name not in valid]
     if missing:
         raise ConfigError(f"suite {cfg.suite!r} names settings that do not exist: {missing}; valid: {', '.join(valid)}")
-    if cfg.checkpoint:
-        fs, path = storage.filesystem(storage.join(str(cfg.checkpoint), common.CHECKPOINT_FILE),
-                                      cfg.storage.get("endpoint_url"))
-        if not fs.exists(path):
-            raise ConfigError(f"checkpoint={cfg.checkpoint!r} has no {common.CHECKPOINT_FILE}: pass the directory a "
-                              f"pretraining run reported (its MLflow `checkpoint_uri` tag)")
+    check_checkpoint(cfg)
     label = row_label(cfg)
     name = cfg.name or f"severe-{label}-{time.strftime('%Y%m%d-%H%M%S')}".replace(" ", "-")
     trials = []

@@ -17,7 +17,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from tubelab import config, resources
-from tubelab.config import ConfigError, to_container
+from tubelab.config import ConfigError, check_checkpoint, to_container
 from tubelab.data import shards, storage
 from tubelab.data.pipeline import check_splits, shard_url
 from tubelab.data.prepare import ensure_shards
@@ -79,7 +79,8 @@ def validate_run(cfg: DictConfig) -> None:
 
 
 def plan_sweep(overrides: list[str]) -> SweepPlan:
-    base = config.load("sweep", split_overrides(overrides)[0])
+    command_line, command_settings = split_overrides(overrides)
+    base = config.load("sweep", command_line)
     ablation_name = base.choices.ablation
     ab = base.ablation
     unknown = set(ab.keys()) - ABLATION_KEYS
@@ -91,6 +92,10 @@ def plan_sweep(overrides: list[str]) -> SweepPlan:
         if sid not in valid_settings:
             raise ConfigError(f"ablations/{ablation_name}.yaml: downstream setting {sid!r} does not exist; "
                               f"choose from: {', '.join(valid_settings)}")
+        try:  # the command line's own setting.KEY=V, before the ablation's overrides are added
+            finetune_config(base, sid, command_settings)
+        except ConfigError as e:
+            raise ConfigError(f"on the command line: {e}") from None
     points = expand(OmegaConf.to_container(ab.grid), ab.repeats, base.seed)
     name = base.name or f"{ablation_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     trials = []
@@ -190,6 +195,11 @@ def run_sweep(overrides: list[str], resume: bool = False) -> list[dict]:
     base = plan.base
     storage.check_local_store(base)
     mlflow_runs.check_reachable(base)
+    for t in plan.trials:
+        try:
+            check_checkpoint(OmegaConf.create(t["cfg"]))
+        except ConfigError as e:
+            raise ConfigError(f"grid point {t['label']}: {e}") from None
     if not resume and base.name and mlflow_runs.find_run(base, base.name, "sweep") is not None:
         raise ConfigError(f"a sweep named {base.name!r} already exists in {mlflow_runs.tracking_uri(base)}; pass "
                           f"--resume to continue it (only unfinished trials run), or choose another name=")

@@ -16,13 +16,13 @@ import yaml
 from omegaconf import OmegaConf
 
 from tubelab import resources
+from tubelab.config import RANDOM_INIT  # checkpoint=random: fine-tune from random initialisation, no pretraining
 from tubelab.data import storage
 from tubelab.tracking import mlflow_runs
 from tubelab.training.finetune import run_finetune
 from tubelab.training.pretrain import run_pretrain
 
 SCORE_PREFIX = "score/"  # MLflow metric names of the final downstream scores, e.g. score/synthetic/top1
-RANDOM_INIT = "random"   # checkpoint=random: fine-tune from random initialisation, no pretraining
 
 
 def checkpoint_uri(cfg, checkpoint) -> str:

@@ -149,7 +149,7 @@ def log_params(cfg, run_id: str, params: dict) -> None:
     (e.g. stop_epoch) are recorded as `changed_on_resume.<key>` tags ("old -> new") instead."""
     c = client(cfg)
     logged = c.get_run(run_id).data.params
-    flat = {k: str(v)[:MAX_PARAM_LENGTH] for k, v in flatten(params).items()}
+    flat = _param_values(params)
     items = [Param(k, v) for k, v in sorted(flat.items()) if k not in logged]
     changed = [RunTag(f"changed_on_resume.{k}", f"{logged[k]} -> {v}") for k, v in flat.items()
                if k in logged and logged[k] != v]
@@ -157,6 +157,22 @@ def log_params(cfg, run_id: str, params: dict) -> None:
         c.log_batch(run_id, params=items[i:i + 100])
     if changed:
         c.log_batch(run_id, tags=changed)
+
+
+def _param_values(params: dict) -> dict[str, str]:
+    return {k: str(v)[:MAX_PARAM_LENGTH] for k, v in flatten(params).items()}
+
+
+def changed_params(run, params: dict) -> dict[str, tuple[str, str]]:
+    """{key: (value the run last ran with, value now)} for the keys of `params` that differ from what the
+    run `run` (an mlflow Run) recorded: its params, as updated by its `changed_on_resume.<key>` tags
+    ("old -> new", see log_params). Keys the run never recorded are not compared."""
+    recorded = dict(run.data.params)
+    for key, old in run.data.params.items():
+        tag = run.data.tags.get(f"changed_on_resume.{key}")
+        if tag is not None and tag.startswith(f"{old} -> "):
+            recorded[key] = tag[len(old) + 4:]
+    return {k: (recorded[k], v) for k, v in sorted(_param_values(params).items()) if k in recorded and recorded[k] != v}
 
 
 def log_metrics(cfg, run_id: str, metrics: dict[str, float], step: int, timestamp: int | None = None) -> None:
