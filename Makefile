@@ -27,6 +27,7 @@ test: $(STAMP)
 		echo "installing Debian's chromium for the MLflow UI test"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "note: /usr/bin/chromium missing (needs root and apt-get): the MLflow UI browser test will skip"; fi
+	$(VENV)/bin/lint-imports  # the layer contracts in pyproject.toml [tool.importlinter]
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -147,7 +147,7 @@ def cmd_finetune(overrides):
     cfg = config.load("finetune", overrides)  # a relative checkpoint path is made absolute here
     storage.check_local_store(cfg)
     mlflow_runs.check_reachable(cfg)
-    config.check_checkpoint(cfg)  # before Ray: a wrong path is a user error, not a fault to retry
+    storage.check_checkpoint(cfg)  # before Ray: a wrong path is a user error, not a fault to retry
 
     from tubelab import resources  # Ray and torch: imported once the checks passed
     from tubelab.data.prepare import ensure_shards

@@ -97,24 +97,6 @@ def resolve_checkpoint(value):
 CHECKPOINT_FILE = "checkpoint.pt"  # = training.common.CHECKPOINT_FILE (kept here so that checks import no torch)
 
 
-def check_checkpoint(cfg) -> None:
-    """A given `cfg.checkpoint` must hold checkpoint.pt, checked before Ray starts: a wrong path is a user
-    error (one line), not a fault for Ray Train to retry in its workers."""
-    from tubelab.data import storage
-
-    uri = cfg.get("checkpoint")
-    if not uri or uri == RANDOM_INIT:
-        return
-    fs, path = storage.filesystem(storage.join(str(uri), CHECKPOINT_FILE), cfg.storage.get("endpoint_url"))
-    if fs.exists(path):
-        return
-    problem = f"has no {CHECKPOINT_FILE}"
-    if storage.is_local(str(uri)) and not fs.exists(storage.resolve(str(uri))):
-        problem = "does not exist"
-    raise ConfigError(f"checkpoint={uri} {problem}; pass the directory a pretraining run reported (the `checkpoint:` "
-                      f"line of `tubelab pretrain`, or its MLflow `checkpoint_uri` tag)")
-
-
 def command_groups(config_name: str) -> dict[str, str | None]:
     """The config groups a primary config composes ({group: default option}), from its defaults list
     (following the primary configs it includes, e.g. sweep -> pretrain); for `--help`."""

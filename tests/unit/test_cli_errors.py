@@ -13,6 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tubelab import cli, config
+from tubelab.data import storage
 from tubelab.evaluation.severe_run import row_label
 from tubelab.tracking import mlflow_runs
 
@@ -92,11 +93,11 @@ def test_the_checkpoint_check_names_the_problem(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TUBELAB_HOME", str(tmp_path / "home"))
     with pytest.raises(config.ConfigError, match=f"checkpoint={tmp_path / 'nowhere/c1'} does not exist; pass"):
-        config.check_checkpoint(config.load("finetune", ["checkpoint=nowhere/c1"]))
+        storage.check_checkpoint(config.load("finetune", ["checkpoint=nowhere/c1"]))
     fake_checkpoint(tmp_path / "ok")
-    config.check_checkpoint(config.load("finetune", ["checkpoint=ok"]))
-    config.check_checkpoint(config.load("finetune"))  # random initialisation
-    config.check_checkpoint(config.load("sweep", ["checkpoint=random"]))
+    storage.check_checkpoint(config.load("finetune", ["checkpoint=ok"]))
+    storage.check_checkpoint(config.load("finetune"))  # random initialisation
+    storage.check_checkpoint(config.load("sweep", ["checkpoint=random"]))
 
 
 def test_a_sweep_grid_checkpoint_that_does_not_exist_fails_before_ray(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import fsspec
 
-from tubelab.config import ConfigError
+from tubelab.config import CHECKPOINT_FILE, RANDOM_INIT, ConfigError
 
 
 def is_local(url: str) -> bool:
@@ -82,3 +82,19 @@ def write_bytes_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) ->
     else:
         with fs.open(path, "wb") as f:
             f.write(data)
+
+
+def check_checkpoint(cfg) -> None:
+    """A given `cfg.checkpoint` must hold checkpoint.pt, checked before Ray starts: a wrong path is a user
+    error (one line), not a fault for Ray Train to retry in its workers."""
+    uri = cfg.get("checkpoint")
+    if not uri or uri == RANDOM_INIT:
+        return
+    fs, path = filesystem(join(str(uri), CHECKPOINT_FILE), cfg.storage.get("endpoint_url"))
+    if fs.exists(path):
+        return
+    problem = f"has no {CHECKPOINT_FILE}"
+    if is_local(str(uri)) and not fs.exists(resolve(str(uri))):
+        problem = "does not exist"
+    raise ConfigError(f"checkpoint={uri} {problem}; pass the directory a pretraining run reported (the `checkpoint:` "
+                      f"line of `tubelab pretrain`, or its MLflow `checkpoint_uri` tag)")

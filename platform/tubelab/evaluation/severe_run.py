@@ -17,8 +17,9 @@ import yaml
 from omegaconf import OmegaConf
 
 from tubelab import config, resources
-from tubelab.config import ConfigError, check_checkpoint, to_container
+from tubelab.config import ConfigError, to_container
 from tubelab.data import storage
+from tubelab.data.storage import check_checkpoint
 from tubelab.data.prepare import ensure_shards
 from tubelab.reporting import severe_table
 from tubelab.sweeps.run import check_setting, finetune_config, split_overrides

@@ -17,8 +17,9 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from tubelab import config, resources
-from tubelab.config import ConfigError, check_checkpoint, to_container
+from tubelab.config import ConfigError, to_container
 from tubelab.data import shards, storage
+from tubelab.data.storage import check_checkpoint
 from tubelab.data.pipeline import check_splits, shard_url
 from tubelab.data.prepare import ensure_shards
 from tubelab.models import MODELS
