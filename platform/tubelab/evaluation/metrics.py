@@ -15,8 +15,6 @@ import numpy as np
 
 __all__ = [
     "clip_top1",
-    "video_top1",
-    "video_top1_from_stacked",
     "mean_class_accuracy",
     "mean_average_precision",
     "repetition_error",
@@ -71,12 +69,6 @@ def _same_length(**arrays: np.ndarray) -> None:
         raise ValueError("mismatched lengths: " + ", ".join(f"{k}={n}" for k, n in lengths.items()))
 
 
-def _softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    z = logits - logits.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
-
-
 # ------------------------------------------------------------------------------------ classification
 
 def clip_top1(logits, labels) -> float:
@@ -85,43 +77,6 @@ def clip_top1(logits, labels) -> float:
     y = _class_ids(labels, "labels", lg.shape[1])
     _same_length(logits=lg, labels=y)
     return float(100.0 * np.mean(lg.argmax(axis=1) == y))
-
-
-def video_top1(clip_logits, video_index, labels) -> float:
-    """Video@1 from clips in any order: percentage of videos classified correctly.
-
-    `clip_logits` (N, C) holds one row per clip, `video_index` (N,) the integer id of each clip's
-    video (any integers, any order, any number of clips per video) and `labels` (N,) each CLIP's label,
-    which must be the same for all clips of a video (ValueError otherwise). A video's prediction is the
-    argmax of the mean over its clips of softmax(logits); the result is % correct over the distinct
-    videos, each video counting once whatever its number of clips.
-    """
-    lg = _floats(clip_logits, "clip_logits", 2)
-    vid = _class_ids(video_index, "video_index")
-    y = _class_ids(labels, "labels", lg.shape[1])
-    _same_length(clip_logits=lg, video_index=vid, labels=y)
-    videos, inverse = np.unique(vid, return_inverse=True)
-    video_label = np.full(len(videos), -1, dtype=np.int64)
-    video_label[inverse] = y  # last clip's label wins; checked for consistency next
-    if (video_label[inverse] != y).any():
-        bad = np.unique(vid[video_label[inverse] != y])
-        raise ValueError(f"labels: clips of the same video have different labels (video_index {bad[:10].tolist()})")
-    probs = np.zeros((len(videos), lg.shape[1]))
-    np.add.at(probs, inverse, _softmax(lg, axis=1))
-    # Dividing by the clip count would not change the argmax; the sum is the mean up to a positive factor.
-    return float(100.0 * np.mean(probs.argmax(axis=1) == video_label))
-
-
-def video_top1_from_stacked(logits_vnc, labels_v) -> float:
-    """Video@1 from a (V, N, C) array of N clips for each of V videos and `labels_v` (V,) per video.
-
-    Same rule as `video_top1`: argmax of the mean over the N clips of softmax(logits), % correct over V.
-    """
-    lg = _floats(logits_vnc, "logits_vnc", 3)
-    y = _class_ids(labels_v, "labels_v", lg.shape[2])
-    _same_length(logits_vnc=lg, labels_v=y)
-    pred = _softmax(lg, axis=2).mean(axis=1).argmax(axis=1)
-    return float(100.0 * np.mean(pred == y))
 
 
 def mean_class_accuracy(pred, labels, num_classes: int) -> float:

@@ -1,7 +1,6 @@
 """Video backbones (torchvision-compatible R(2+1)D), heads and strict checkpoint loading."""
 
-from tubelab.models.checkpoint import (CheckpointMismatchError, CheckpointReadError, KeyReport,
-                                       load_backbone_state, save_backbone_state)
+from tubelab.models.checkpoint import CheckpointMismatchError, CheckpointReadError, KeyReport, load_backbone_state
 from tubelab.models.heads import ProjectionHead
 from tubelab.models.r2plus1d import R2Plus1D, r2plus1d_18, r2plus1d_tiny
 
@@ -17,5 +16,5 @@ def build_model(cfg, num_classes):
 
 
 __all__ = ["MODELS", "build_model", "R2Plus1D", "r2plus1d_18", "r2plus1d_tiny", "ProjectionHead",
-           "load_backbone_state", "save_backbone_state", "KeyReport", "CheckpointMismatchError",
+           "load_backbone_state", "KeyReport", "CheckpointMismatchError",
            "CheckpointReadError"]

@@ -6,7 +6,7 @@ the checkpoint and every checkpoint key must land in the model, unless the calle
 exception with a glob pattern (allow_missing=['fc.*']); the KeyReport says what happened.
 
 Accepted inputs (a path to a torch.save file, or the object itself):
-- tubelab checkpoint: {"model": backbone.state_dict(), "meta": {...}} (see save_backbone_state);
+- tubelab checkpoint: {"model": backbone.state_dict(), ...} (what a pretraining checkpoint holds);
 - a plain torchvision-format state dict, or one wrapped under "state_dict" (mmcv, MoCo, Lightning);
 - pretraining checkpoints whose backbone keys carry "module." (DDP), "encoder_q." (MoCo) or
   "backbone." (tubelet-contrast/pyvrl) prefixes: the prefixes are stripped, and the momentum branch
@@ -214,12 +214,3 @@ def load_backbone_state(model, state_dict_or_path, allow_missing=(), allow_unexp
     model.load_state_dict({k: ckpt[k] for k in report.loaded}, strict=False)
     return report
 
-
-def save_backbone_state(model, path, **meta):
-    """Write the tubelab checkpoint format {"model": state_dict, "meta": meta}, atomically so that
-    a crash mid-write never leaves a truncated file under the final name."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    torch.save({"model": model.state_dict(), "meta": meta}, tmp)
-    os.replace(tmp, path)

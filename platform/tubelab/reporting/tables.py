@@ -37,10 +37,3 @@ def to_markdown(rows: list[dict], axes: list[str], scores: list[str]) -> str:
         lines.append("| " + " | ".join([str(row[a]) for a in axes] + [cell(row, s) for s in scores]) + " |")
     return "\n".join(lines) + "\n"
 
-
-def to_csv(rows: list[dict], axes: list[str], scores: list[str]) -> str:
-    cols = axes + [c for s in scores for c in (s, f"{s}_std", f"{s}_n")]
-    lines = [",".join(cols)]
-    for row in rows:
-        lines.append(",".join(str(row[c]) for c in cols))
-    return "\n".join(lines) + "\n"

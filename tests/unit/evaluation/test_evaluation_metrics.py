@@ -4,8 +4,6 @@ The references are plain Python loops written here (classification) and scikit-l
 average_precision_score (mAP), never the functions under test.
 """
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -16,8 +14,6 @@ from tubelab.evaluation.metrics import (
     mean_class_accuracy,
     off_by_one_accuracy,
     repetition_error,
-    video_top1,
-    video_top1_from_stacked,
 )
 
 SEEDS = [0, 1, 2, 3, 4]
@@ -33,26 +29,8 @@ def _argmax(row):
     return best
 
 
-def _softmax(row):
-    m = max(row)
-    e = [math.exp(v - m) for v in row]
-    return [v / sum(e) for v in e]
-
-
 def loop_clip_top1(logits, labels):
     return 100.0 * sum(_argmax(list(r)) == int(y) for r, y in zip(logits, labels)) / len(labels)
-
-
-def loop_video_top1(logits, video_index, labels):
-    sums, counts, video_label = {}, {}, {}
-    for row, v, y in zip(logits, video_index, labels):
-        v = int(v)
-        probs = _softmax(list(row))
-        sums[v] = [a + b for a, b in zip(sums.get(v, [0.0] * len(probs)), probs)]
-        counts[v] = counts.get(v, 0) + 1
-        assert video_label.setdefault(v, int(y)) == int(y)
-    correct = sum(_argmax([p / counts[v] for p in sums[v]]) == video_label[v] for v in sums)
-    return 100.0 * correct / len(sums)
 
 
 def loop_mean_class_accuracy(pred, labels):
@@ -82,74 +60,6 @@ def test_clip_top1_random(seed):
     assert clip_top1(logits, labels) == pytest.approx(loop_clip_top1(logits, labels), abs=1e-12)
     assert clip_top1(torch.from_numpy(logits), torch.from_numpy(labels)) == pytest.approx(
         loop_clip_top1(logits, labels), abs=1e-12)
-
-
-# -------------------------------------------------------------------------------------- video top-1
-
-def test_video_top1_averages_softmax_not_logits_nor_votes():
-    # Video 7 (label 0): softmax mean [0.587, 0.413] -> 0; mean logits [1.33, 6.67] would say 1.
-    # Video 3 (label 1): softmax mean [0.352, 0.648] -> 1; a majority vote of clips would say 0.
-    logits = [[2, 0], [0.1, 0], [2, 0], [0.1, 0], [0, 20], [0, 5]]
-    video_index = [7, 3, 7, 3, 7, 3]
-    labels = [0, 1, 0, 1, 0, 1]
-    assert video_top1(logits, video_index, labels) == 100.0
-    assert video_top1(logits, video_index, [1, 0, 1, 0, 1, 0]) == 0.0
-    stacked = np.array([[[2, 0], [2, 0], [0, 20]], [[0.1, 0], [0.1, 0], [0, 5]]])
-    assert video_top1_from_stacked(stacked, [0, 1]) == 100.0
-    assert video_top1_from_stacked(torch.tensor(stacked), torch.tensor([1, 1])) == 50.0
-
-
-def test_video_top1_each_video_counts_once():
-    # Video 0 has 5 clips (correct), video 1 one clip (wrong): 50 %, not 5/6.
-    logits = [[1, 0]] * 5 + [[1, 0]]
-    assert video_top1(logits, [0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 1]) == 50.0
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-def test_video_top1_random(seed):
-    rng = np.random.default_rng(seed)
-    v, c = int(rng.integers(1, 40)), int(rng.integers(2, 8))
-    clips_per_video = rng.integers(1, 6, size=v)
-    video_ids = rng.choice(10_000, size=v, replace=False)  # arbitrary, non-contiguous ids
-    video_labels = rng.integers(0, c, size=v)
-    video_index = np.repeat(video_ids, clips_per_video)
-    labels = np.repeat(video_labels, clips_per_video)
-    logits = rng.normal(scale=3.0, size=(len(labels), c))
-    perm = rng.permutation(len(labels))  # clips in any order
-    logits, video_index, labels = logits[perm], video_index[perm], labels[perm]
-    expected = loop_video_top1(logits, video_index, labels)
-    assert video_top1(logits, video_index, labels) == pytest.approx(expected, abs=1e-12)
-    assert video_top1(torch.from_numpy(logits).float(), torch.from_numpy(video_index),
-                      torch.from_numpy(labels)) == pytest.approx(expected, abs=1e-12)
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-def test_video_top1_from_stacked_random(seed):
-    rng = np.random.default_rng(seed)
-    v, n, c = int(rng.integers(1, 30)), int(rng.integers(1, 11)), int(rng.integers(2, 8))
-    logits = rng.normal(scale=3.0, size=(v, n, c))
-    labels_v = rng.integers(0, c, size=v)
-    flat_index = np.repeat(np.arange(v), n)
-    flat_labels = np.repeat(labels_v, n)
-    expected = loop_video_top1(logits.reshape(v * n, c), flat_index, flat_labels)
-    assert video_top1_from_stacked(logits, labels_v) == pytest.approx(expected, abs=1e-12)
-
-
-def test_video_top1_errors():
-    with pytest.raises(ValueError, match="different labels"):
-        video_top1([[1, 0], [0, 1]], [0, 0], [0, 1])
-    with pytest.raises(ValueError, match="mismatched lengths"):
-        video_top1([[1, 0], [0, 1]], [0, 0, 1], [0, 0])
-    with pytest.raises(ValueError, match="video_index: must hold integers"):
-        video_top1([[1, 0], [0, 1]], [0.5, 0], [0, 0])
-    with pytest.raises(ValueError, match="empty"):
-        video_top1(np.zeros((0, 3)), [], [])
-    with pytest.raises(ValueError, match="NaN"):
-        video_top1([[1, float("nan")]], [0], [0])
-    with pytest.raises(ValueError, match="3 dimension"):
-        video_top1_from_stacked([[1, 0]], [0])
-    with pytest.raises(ValueError, match="mismatched lengths"):
-        video_top1_from_stacked(np.zeros((2, 3, 4)), [0, 1, 2])
 
 
 # ---------------------------------------------------------------------------- mean class accuracy
@@ -205,6 +115,8 @@ def test_clip_top1_errors():
         clip_top1(np.zeros((0, 2)), [])
     with pytest.raises(ValueError, match="labels: class ids"):
         clip_top1(np.zeros((1, 2)), [2])
+    with pytest.raises(ValueError, match="labels: must hold integers"):
+        clip_top1(np.zeros((1, 2)), [0.5])
 
 
 # -------------------------------------------------------------------------------------------- mAP

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tubelab.models import (CheckpointMismatchError, CheckpointReadError, load_backbone_state,
-                            r2plus1d_18, r2plus1d_tiny, save_backbone_state)
+                            r2plus1d_18, r2plus1d_tiny)
 
 
 def assert_same_weights(a, b, skip=()):
@@ -12,6 +12,12 @@ def assert_same_weights(a, b, skip=()):
     for k in sa:
         if not any(k.startswith(s) for s in skip):
             assert torch.equal(sa[k], sb[k]), k
+
+
+def save_tubelab_checkpoint(model, path, **meta):
+    """The tubelab checkpoint layout: the backbone's state dict under "model" (as pretraining saves it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict(), "meta": meta}, path)
 
 
 def fresh_tiny(num_classes=10, seed=1):
@@ -23,7 +29,7 @@ def test_round_trip(tmp_path):
     src = fresh_tiny(seed=0)
     src.layer1[0].conv1[1].running_mean.fill_(0.5)  # buffers travel too
     path = tmp_path / "ckpt" / "backbone.pt"
-    save_backbone_state(src, path, epoch=3)
+    save_tubelab_checkpoint(src, path, epoch=3)
     assert torch.load(path, weights_only=True)["meta"] == {"epoch": 3}
 
     dst = fresh_tiny()
@@ -162,7 +168,7 @@ def test_old_checkpoint_without_num_batches_tracked_loads():
 
 def test_truncated_file_gives_clear_error(tmp_path):
     path = tmp_path / "broken.pt"
-    save_backbone_state(fresh_tiny(seed=0), path)
+    save_tubelab_checkpoint(fresh_tiny(seed=0), path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointReadError, match=re.escape(str(path))):
