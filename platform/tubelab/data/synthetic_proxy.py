@@ -22,14 +22,14 @@ DONE (the parameters, with `kind`) is written last; a finished out_dir with othe
 """
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from tubelab.data.synthetic import (CLASSES, FINE_CLASSES, NOISE_STD, _check, _tmp, _write_atomic, check_counts,
-                                    check_done, check_video, write_ucf101, write_video)
+from tubelab.data.synthetic_classes import (CLASSES, FINE_CLASSES, NOISE_STD, check_classes, check_video,
+                                            write_ucf101)
+from tubelab.data.synthetic_files import check_counts, check_done, write_atomic, write_clip
 from tubelab.data.synthetic_motions import (FINE_MOTIONS, MOTIONS, SPEED_RANGE, oscillate, place, segment_time,
                                             wander)
 from tubelab.data.synthetic_render import SHAPES, STYLES, draw_object, render_background
@@ -86,7 +86,7 @@ def render_multi(rng, *, num_frames, width, height, classes=CLASSES, max_objects
     synthetic_motions.MOTIONS) during its own segment of the clip (at least `min_active` of it; still
     before and after), plus 0-2 distractors. meta["objects"]: per object class, start and end (fractions
     of the clip), center (T, 2), size (T,), angle (T,), shape, colour."""
-    _check(classes, style, num_frames, width, height)
+    check_classes(classes, style, num_frames, width, height)
     t = np.linspace(0, 1, num_frames)
     k = int(rng.integers(1, min(max_objects, len(classes)) + 1))
     objects = []
@@ -108,22 +108,15 @@ def render_multi(rng, *, num_frames, width, height, classes=CLASSES, max_objects
     return frames, meta
 
 
-def _write_clip(root, rel, frames, fps):
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_video(_tmp(path), frames, fps)
-    os.replace(_tmp(path), path)
-
-
 def _clips(train, test):
     return [(split, i) for split, n in (("train", train), ("test", test)) for i in range(n)]
 
 
 def _finish(root, files, meta_lines, params):
     for name, text in files.items():
-        _write_atomic(root / name, text)
-    _write_atomic(root / "synthetic_meta.jsonl", "\n".join(meta_lines) + "\n")
-    _write_atomic(root / "DONE", json.dumps(params))
+        write_atomic(root / name, text)
+    write_atomic(root / "synthetic_meta.jsonl", "\n".join(meta_lines) + "\n")
+    write_atomic(root / "DONE", json.dumps(params))
     return root
 
 
@@ -132,7 +125,7 @@ def generate_fine(out_dir, *, train_per_class=24, test_per_class=8, num_frames=4
     """Fine-grained classes (FINE_CLASSES) in the UCF101 layout, exactly as generate_classes writes the
     motion classes; synthetic_meta.jsonl holds each clip's drawn motion parameters ("motion")."""
     classes = list(FINE_CLASSES if classes is None else [classes] if isinstance(classes, str) else classes)
-    _check(classes, style, num_frames, width, height, FINE_MOTIONS)
+    check_classes(classes, style, num_frames, width, height, FINE_MOTIONS)
     check_counts(train_per_class=train_per_class, test_per_class=test_per_class, fps=fps)
     params = dict(kind="fine", train_per_class=train_per_class, test_per_class=test_per_class,
                   num_frames=num_frames, fps=fps, width=width, height=height, seed=seed, classes=classes,
@@ -166,7 +159,7 @@ def generate_count(out_dir, *, train=240, test=80, min_count=2, max_count=8, num
         frames, meta = render_count(count, rng, num_frames=num_frames, width=width, height=height, style=style,
                                     min_cycle_frames=min_cycle_frames)
         rel = f"videos/{split}_{i + 1:04d}.mp4"
-        _write_clip(root, rel, frames, fps)
+        write_clip(root, rel, frames, fps)
         rows.append(f"{rel},{count},{split}")
         drawn = {k: v for k, v in meta.items() if k not in ("center", "size", "angle")}
         meta_lines.append(json.dumps({"path": rel, "split": split, **drawn,
@@ -180,7 +173,7 @@ def generate_multi(out_dir, *, train=240, test=80, max_objects=3, min_active=0.5
     Charades_v1_train.csv / Charades_v1_test.csv (id,actions,length; actions "c000 0.50 2.94;c007 0.00
     2.94": class code, start and end second of that object's motion), Charades_v1_480/<id>.mp4."""
     classes = list(CLASSES if classes is None else [classes] if isinstance(classes, str) else classes)
-    _check(classes, style, num_frames, width, height)
+    check_classes(classes, style, num_frames, width, height)
     check_counts(train=train, test=test, fps=fps, max_objects=max_objects)
     if not 0 < min_active <= 1:
         raise ValueError(f"min_active={min_active!r} must be in (0, 1]")
@@ -198,7 +191,7 @@ def generate_multi(out_dir, *, train=240, test=80, max_objects=3, min_active=0.5
         frames, meta = render_multi(rng, num_frames=num_frames, width=width, height=height, classes=classes,
                                     max_objects=max_objects, min_active=min_active, style=style)
         video_id = f"{split[:2].upper()}{i + 1:04d}"  # TR0001, TE0001
-        _write_clip(root, f"{VIDEO_DIR}/{video_id}.mp4", frames, fps)
+        write_clip(root, f"{VIDEO_DIR}/{video_id}.mp4", frames, fps)
         actions = ";".join(f"c{classes.index(o['class']):03d} {o['start'] * seconds:.2f} {o['end'] * seconds:.2f}"
                            for o in meta["objects"])
         csvs[split].append(f"{video_id},{actions},{num_frames / fps:.2f}")
