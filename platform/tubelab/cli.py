@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
@@ -74,10 +73,9 @@ def cmd_pretrain(overrides):
     from tubelab import config, resources
     from tubelab.data import storage
     from tubelab.data.prepare import ensure_shards
-    from tubelab.sweeps.run import validate_run
-    from tubelab.sweeps.trial import checkpoint_uri
+    from tubelab.experiments.plan import validate_run
+    from tubelab.experiments.stages import pretrain_stage
     from tubelab.tracking import mlflow_runs
-    from tubelab.training.pretrain import run_pretrain
 
     cfg = config.load("pretrain", overrides)
     validate_run(cfg)
@@ -89,12 +87,7 @@ def cmd_pretrain(overrides):
     resources.init_ray(cfg.resources)
     name = cfg.name or f"pretrain-{time.strftime('%Y%m%d-%H%M%S')}"
     run_id = mlflow_runs.start_run(cfg, name, kind="pretrain", resume=True)
-    with ended_on_failure(cfg, run_id):
-        mlflow_runs.log_params(cfg, run_id, config.to_container(cfg))
-        result = run_pretrain(cfg, name=name, run_id=run_id)
-        uri = checkpoint_uri(cfg, result.checkpoint)
-        mlflow_runs.set_tags(cfg, run_id, {"checkpoint_uri": uri})
-    mlflow_runs.end_run(cfg, run_id)
+    uri = pretrain_stage(cfg, run_id, name, config.to_container(cfg))
     print(f"checkpoint: {uri}")
 
 
@@ -126,19 +119,6 @@ def previous_pretrain(cfg, params: dict) -> bool:
     return False
 
 
-@contextlib.contextmanager
-def ended_on_failure(cfg, run_id: str):
-    """An MLflow run this command started ends FAILED (KILLED on Ctrl-C) when the command fails, never
-    staying RUNNING."""
-    from tubelab.tracking import mlflow_runs
-
-    try:
-        yield
-    except BaseException as e:
-        mlflow_runs.end_run(cfg, run_id, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
-        raise
-
-
 def cmd_finetune(overrides):
     from tubelab import config
     from tubelab.data import storage
@@ -151,31 +131,52 @@ def cmd_finetune(overrides):
 
     from tubelab import resources  # Ray and torch: imported once the checks passed
     from tubelab.data.prepare import ensure_shards
-    from tubelab.training.finetune import run_finetune
+    from tubelab.experiments.stages import finetune_stage
+    from tubelab.tracking.schema import SCORE_PREFIX
 
     ensure_shards(cfg, cfg.setting.dataset)
     resources.init_ray(cfg.resources)
     name = cfg.name or f"finetune-{cfg.setting.id}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_id = mlflow_runs.start_run(cfg, name, kind="finetune", resume=True)
-    with ended_on_failure(cfg, run_id):
-        mlflow_runs.log_params(cfg, run_id, config.to_container(cfg))
-        result = run_finetune(cfg, name=name, run_id=run_id)
-        score = result.metrics["score"]
-        mlflow_runs.log_metrics(cfg, run_id, {f"score/{cfg.setting.id}/{cfg.setting.metric}": score}, step=0)
-    mlflow_runs.end_run(cfg, run_id)
+    score = finetune_stage(cfg, run_id, name, config.to_container(cfg),
+                           f"{SCORE_PREFIX}{cfg.setting.id}/{cfg.setting.metric}")
     print(f"{cfg.setting.id} {cfg.setting.metric}: {score:.2f}")
 
 
 def cmd_sweep(overrides, resume=False):
-    from tubelab.sweeps.run import run_sweep
+    from tubelab.experiments.sweep import run_sweep
+    from tubelab.reporting import sweep_report
+    from tubelab.tracking import mlflow_runs
 
-    run_sweep(overrides, resume=resume)
+    outcome = run_sweep(overrides, resume=resume)
+    plan, base = outcome.plan, outcome.plan.base
+    report = sweep_report.build(base, outcome.parent_run_id)
+    print(f"\n{plan.name} ({base.ablation.description})\n\n{report.markdown}")
+    print(f"MLflow: parent run {outcome.parent_run_id} in {mlflow_runs.tracking_uri(base)} (`tubelab ui` to browse)")
+    failed = len(plan.trials) - report.finished
+    if failed:
+        raise RuntimeError(f"{failed} of {len(plan.trials)} trials did not finish; rerun with --resume to run only "
+                           f"those. " + "; ".join(outcome.errors))
 
 
 def cmd_severe(overrides):
-    from tubelab.evaluation.severe_run import run_severe
+    import math
 
-    run_severe(overrides)
+    from tubelab.experiments.severe import run_severe
+    from tubelab.reporting import severe_table
+    from tubelab.tracking import mlflow_runs
+    from tubelab.tracking.schema import SEVERE_PREFIX
+
+    outcome = run_severe(overrides)
+    cfg, parent = outcome.cfg, outcome.parent_run_id
+    ours = [severe_table.row(outcome.label, outcome.scores)]
+    if math.isfinite(ours[0]["mean"]):
+        mlflow_runs.log_metrics(cfg, parent, {f"{SEVERE_PREFIX}mean": ours[0]["mean"]}, 0)
+    markdown = severe_table.log_table(cfg, parent, ours, f"SEVERE ({cfg.suite}): {outcome.name}")
+    print(f"\n{markdown}")
+    failed = [k for k, v in outcome.scores.items() if not math.isfinite(v)]
+    if failed:
+        raise RuntimeError(f"SEVERE settings failed: {', '.join(failed)} (see the MLflow child runs of {outcome.name})")
 
 
 def cmd_report(overrides):

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from tubelab import cli, config
+from tubelab import config
 from tubelab.data import storage
-from tubelab.evaluation.severe_run import row_label
+from tubelab.experiments.severe import row_label
 from tubelab.tracking import mlflow_runs
 
 TUBELAB = str(Path(sys.executable).parent / "tubelab")
@@ -105,16 +105,6 @@ def test_a_sweep_grid_checkpoint_that_does_not_exist_fails_before_ray(tmp_path):
                "ablation.downstream=[proxy_ssv2]", home=tmp_path / "home", cwd=tmp_path)
     assert_one_line_error(proc, "grid point checkpoint=missing-ckpt", f"{tmp_path / 'missing-ckpt'} does not exist")
     assert not runs_by_status(tmp_path / "home")
-
-
-def test_a_failing_command_ends_its_mlflow_run(tmp_path, monkeypatch):
-    monkeypatch.setenv("TUBELAB_HOME", str(tmp_path))
-    cfg = config.load("finetune")
-    run_id = mlflow_runs.start_run(cfg, "doomed", kind="finetune")
-    with pytest.raises(RuntimeError, match="worker died"):
-        with cli.ended_on_failure(cfg, run_id):
-            raise RuntimeError("worker died")
-    assert mlflow_runs.client(cfg).get_run(run_id).info.status == "FAILED"
 
 
 # 4. prepare input errors

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-__all__ = ["SETTINGS", "DISPLAY", "LOWER_IS_BETTER", "severe_mean", "ReferenceRow", "REFERENCE_ROWS"]
+__all__ = ["SETTINGS", "DISPLAY", "ERROR_SETTINGS", "severe_mean", "ReferenceRow", "REFERENCE_ROWS"]
 
 # Column order of the SEVERE tables (SIGMA paper, ECCV 2024; tubelet contrast, ICCV 2023).
 SETTINGS: tuple[str, ...] = ("ssv2", "gym99", "ucf_1000", "gym_1000", "fx_s1", "ub_s1", "ucf_rc", "charades")
@@ -28,8 +28,9 @@ DISPLAY: dict[str, str] = {
     "charades": "Charades",
 }
 
-# Settings whose score is an error (a fraction), not a percentage.
-LOWER_IS_BETTER: frozenset[str] = frozenset({"ucf_rc"})
+# Settings whose score is an error (a fraction, lower is better: tracking.schema.LOWER_IS_BETTER's
+# repetition_error), not a percentage.
+ERROR_SETTINGS: frozenset[str] = frozenset({"ucf_rc"})
 
 
 def severe_mean(scores: Mapping[str, float]) -> float:
@@ -63,7 +64,7 @@ def severe_mean(scores: Mapping[str, float]) -> float:
             raise ValueError(f"{s}: score must be finite, got {v}")
         if v < 0:
             raise ValueError(f"{s}: score must be >= 0, got {v}")
-        if s in LOWER_IS_BETTER:
+        if s in ERROR_SETTINGS:
             converted.append((1.0 - v) * 100.0)
         else:
             if v > 100:

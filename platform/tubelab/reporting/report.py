@@ -3,17 +3,14 @@ from MLflow alone."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from mlflow.tracking import MlflowClient
 
 from tubelab import config
 from tubelab.config import ConfigError
 from tubelab.evaluation.severe import SETTINGS
-from tubelab.evaluation.severe_run import SCORE_PREFIX as SEVERE_PREFIX
 from tubelab.reporting import severe_table, sweep_report
 from tubelab.tracking import mlflow_runs
+from tubelab.tracking.schema import SEVERE_PREFIX
 
 
 def find_parent(client: MlflowClient, experiment_id: str, sweep: str):
@@ -40,14 +37,9 @@ def severe_report(cfg, names: list[str]) -> str:
         m = runs[0].data.metrics
         scores = {s: m[f"{SEVERE_PREFIX}{s}"] for s in SETTINGS if f"{SEVERE_PREFIX}{s}" in m}
         ours.append(severe_table.row(runs[0].data.tags.get("tubelab.label", name), scores))
-    title = "SEVERE: " + ", ".join(names)
-    markdown = severe_table.to_markdown(ours, title)
     run_id = mlflow_runs.start_run(cfg, f"report-{'-'.join(names)}", kind="report",
                                    tags={"tubelab.sources": ",".join(names)})
-    mlflow_runs.log_text(cfg, run_id, markdown, "severe.md")
-    mlflow_runs.log_text(cfg, run_id, severe_table.to_csv(ours), "severe.csv")
-    with tempfile.TemporaryDirectory() as d:
-        mlflow_runs.log_artifact(cfg, run_id, severe_table.plot(ours, Path(d) / "severe.png", title))
+    markdown = severe_table.log_table(cfg, run_id, ours, "SEVERE: " + ", ".join(names))
     mlflow_runs.end_run(cfg, run_id)
     return markdown
 

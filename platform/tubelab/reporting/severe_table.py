@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -10,7 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tubelab.evaluation.severe import DISPLAY, LOWER_IS_BETTER, REFERENCE_ROWS, SETTINGS, severe_mean  # noqa: E402
+from tubelab.evaluation.severe import DISPLAY, ERROR_SETTINGS, REFERENCE_ROWS, SETTINGS, severe_mean  # noqa: E402
+from tubelab.tracking import mlflow_runs  # noqa: E402
 
 
 def row(label: str, scores: dict[str, float], source: str = "tubelab") -> dict:
@@ -28,11 +30,11 @@ def reference_rows() -> list[dict]:
 def _fmt(setting: str, value: float) -> str:
     if math.isnan(value):
         return "n/a"
-    return f"{value:.3f}" if setting in LOWER_IS_BETTER else f"{value:.1f}"
+    return f"{value:.3f}" if setting in ERROR_SETTINGS else f"{value:.1f}"
 
 
 def to_markdown(ours: list[dict], title: str) -> str:
-    head = ["", *[DISPLAY[s] + (" (err, lower better)" if s in LOWER_IS_BETTER else "") for s in SETTINGS], "Mean"]
+    head = ["", *[DISPLAY[s] + (" (err, lower better)" if s in ERROR_SETTINGS else "") for s in SETTINGS], "Mean"]
     lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in ours + reference_rows():
         name = r["label"] if r["source"] == "tubelab" else f"{r['label']} (paper, real data)"
@@ -48,14 +50,14 @@ def to_csv(ours: list[dict]) -> str:
 def plot(ours: list[dict], path: Path, title: str) -> Path:
     """Grouped bars per setting for our rows (UCF-RC shown as (1 - error) x 100, as the Mean counts it)."""
     def shown(r, s):
-        return (1 - r[s]) * 100 if s in LOWER_IS_BETTER else r[s]
+        return (1 - r[s]) * 100 if s in ERROR_SETTINGS else r[s]
 
     fig, ax = plt.subplots(figsize=(10, 3.8))
     width = 0.8 / max(len(ours), 1)
     for i, r in enumerate(ours):
         xs = [j + i * width for j in range(len(SETTINGS) + 1)]
         ax.bar(xs, [shown(r, s) for s in SETTINGS] + [r["mean"]], width, label=r["label"])
-    labels = [DISPLAY[s] + (" (1-err)" if s in LOWER_IS_BETTER else "") for s in SETTINGS] + ["Mean"]
+    labels = [DISPLAY[s] + (" (1-err)" if s in ERROR_SETTINGS else "") for s in SETTINGS] + ["Mean"]
     ax.set_xticks([j + width * (len(ours) - 1) / 2 for j in range(len(labels))], labels, fontsize=8)
     ax.set_ylabel("score (%)")
     ax.set_title(title)
@@ -64,3 +66,13 @@ def plot(ours: list[dict], path: Path, title: str) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def log_table(cfg, run_id: str, ours: list[dict], title: str) -> str:
+    """The table as severe.md, severe.csv and severe.png artifacts of MLflow run `run_id`; returns the Markdown."""
+    markdown = to_markdown(ours, title)
+    mlflow_runs.log_text(cfg, run_id, markdown, "severe.md")
+    mlflow_runs.log_text(cfg, run_id, to_csv(ours), "severe.csv")
+    with tempfile.TemporaryDirectory() as d:
+        mlflow_runs.log_artifact(cfg, run_id, plot(ours, Path(d) / "severe.png", title))
+    return markdown

@@ -19,9 +19,8 @@ import yaml
 
 from tubelab.evaluation.severe import SETTINGS
 from tubelab.reporting import severe_table, tables
-from tubelab.sweeps.grid import override_value, parse_label
-from tubelab.sweeps.trial import SCORE_PREFIX
 from tubelab.tracking import mlflow_runs
+from tubelab.tracking.schema import SCORE_PREFIX, override_value, parse_label
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

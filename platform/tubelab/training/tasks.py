@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from tubelab.evaluation import metrics
+from tubelab.tracking import schema
 
 TASKS = ("single_label", "multi_label", "count")
-LOWER_IS_BETTER = {"repetition_error"}
 METRICS = {"single_label": ("top1", "mean_class_accuracy"), "multi_label": ("map",),
            "count": ("repetition_error", "obo")}
 
@@ -73,4 +73,4 @@ def scores(task: str, predictions: torch.Tensor, target: torch.Tensor, num_class
 def better(metric: str, new: float, old: float | None) -> bool:
     if old is None:
         return True
-    return new < old if metric in LOWER_IS_BETTER else new > old
+    return new < old if metric in schema.LOWER_IS_BETTER else new > old

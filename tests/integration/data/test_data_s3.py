@@ -13,8 +13,8 @@ from services import FlakyS3Proxy
 from tubelab import config
 from tubelab.data.pipeline import clip_dataset
 from tubelab.data.prepare import ensure_shards
-from tubelab.sweeps.run import finetune_config
-from tubelab.sweeps.trial import checkpoint_uri
+from tubelab.experiments.plan import finetune_config
+from tubelab.experiments.stages import checkpoint_uri
 from tubelab.training.finetune import run_finetune
 from tubelab.training.pretrain import run_pretrain
 

@@ -1,6 +1,7 @@
 import pytest
 
-from tubelab.sweeps.grid import expand, override_value
+from tubelab.experiments.grid import expand
+from tubelab.tracking.schema import override_value
 
 
 def test_cartesian_product_times_repeats():
@@ -33,7 +34,7 @@ def test_bad_grids_are_rejected(grid, repeats):
 
 
 def test_parse_label_inverts_the_label():
-    from tubelab.sweeps.grid import parse_label
+    from tubelab.tracking.schema import parse_label
 
     for p in expand({"tubelet": ["no_motion"], "pretrain.data_fraction": [0.25]}, 1, 0):
         assert parse_label(p.label) == p.point

@@ -1,6 +1,6 @@
 import copy
 
-from tubelab.sweeps.fingerprint import code_version, trial_fingerprint
+from tubelab.experiments.fingerprint import code_version, trial_fingerprint
 
 CFG = {"name": "a", "home": "/tmp/x", "seed": 0, "tubelet": {"motion": "linear"}, "ablation": {"description": "d"},
        "tracking": {"uri": None}, "storage": {"url": "s3://b"}, "resources": {"train_workers": 2, "address": None}}

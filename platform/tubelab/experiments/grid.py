@@ -6,6 +6,8 @@ import itertools
 import re
 from dataclasses import dataclass
 
+from tubelab.tracking.schema import override_value, point_label
+
 
 @dataclass(frozen=True)
 class GridPoint:
@@ -15,34 +17,13 @@ class GridPoint:
 
     @property
     def label(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.point.items()) or "base"
+        return point_label(self.point)
 
     @property
     def slug(self) -> str:
         """Filesystem- and run-name-safe id, stable across reruns (resume relies on it)."""
         text = "_".join(f"{k}-{v}" for k, v in self.point.items()) or "base"
         return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{text}_seed-{self.seed}")
-
-
-def parse_label(label: str) -> dict[str, str]:
-    """The inverse of GridPoint.label: "a=x, b=y" -> {"a": "x", "b": "y"}."""
-    if label == "base":
-        return {}
-    pairs = [part.split("=", 1) for part in label.split(", ")]
-    if any(len(p) != 2 for p in pairs):
-        raise ValueError(f"{label!r} is not a grid-point label like 'tubelet=default, seed_axis=1'")
-    return {k.strip(): v.strip() for k, v in pairs}
-
-
-def override_value(value) -> str:
-    """A YAML value as Hydra override syntax."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(override_value(v) for v in value) + "]"
-    return str(value)
 
 
 def expand(grid: dict, repeats: int, base_seed: int) -> list[GridPoint]:

@@ -7,7 +7,7 @@ import pytest
 
 from tubelab import config
 from tubelab.config import ConfigError
-from tubelab.sweeps.run import plan_sweep
+from tubelab.experiments.plan import plan_sweep
 
 @functools.lru_cache(maxsize=None)
 def planned(name):
@@ -61,7 +61,7 @@ def test_trial_params_are_valid_mlflow_keys(name):
     import re
 
     from tubelab.config import flatten
-    from tubelab.sweeps.trial import run_params
+    from tubelab.experiments.trial import run_params
 
     for trial in planned(name).trials:
         keys = flatten({**run_params(trial["cfg"]), "grid": trial["point"]})

@@ -1,14 +1,15 @@
-"""`tubelab severe checkpoint=URI`: every SEVERE setting of a suite as parallel Ray Tune trials -> the table.
+"""`tubelab severe checkpoint=URI`: every SEVERE setting of a suite as parallel Ray Tune trials.
 
 Like a sweep, everything is composed and checked before Ray starts: the settings exist, the
 checkpoint exists, the shards of every dataset are there (the synthetic proxy is generated).
+Returns the scores; the caller renders the table (reporting.severe_table).
 """
 
 from __future__ import annotations
 
 import math
-import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import ray
@@ -19,15 +20,23 @@ from omegaconf import OmegaConf
 from tubelab import config, resources
 from tubelab.config import ConfigError, to_container
 from tubelab.data import storage
-from tubelab.data.storage import check_checkpoint
 from tubelab.data.prepare import ensure_shards
-from tubelab.reporting import severe_table
-from tubelab.sweeps.run import check_setting, finetune_config, split_overrides
+from tubelab.data.storage import check_checkpoint
+from tubelab.experiments.checks import check_setting
+from tubelab.experiments.plan import finetune_config, split_overrides
+from tubelab.experiments.stages import finetune_stage
+from tubelab.experiments.tune import run_trials
 from tubelab.tracking import mlflow_runs
-from tubelab.training import common
-from tubelab.training.finetune import run_finetune
+from tubelab.tracking.schema import SEVERE_PREFIX
 
-SCORE_PREFIX = "severe/"
+
+@dataclass
+class SevereOutcome:
+    cfg: object
+    name: str
+    label: str
+    parent_run_id: str
+    scores: dict[str, float]   # SEVERE id -> score; NaN where the setting failed
 
 
 def row_label(cfg) -> str:
@@ -49,19 +58,12 @@ def severe_trial(params: dict, trials: list[dict]) -> None:
     run_id = mlflow_runs.start_run(ft, f"{trial['severe_id']} ({ft.setting.id})", kind="severe_setting",
                                    parent_run_id=trial["parent_run_id"],
                                    tags={"tubelab.severe_id": trial["severe_id"], "tubelab.severe": trial["name"]})
-    try:
-        mlflow_runs.log_params(ft, run_id, to_container(ft))
-        result = run_finetune(ft, name=f"{trial['name']}-{trial['severe_id']}", run_id=run_id)
-        score = float(result.metrics["score"])
-        mlflow_runs.log_metrics(ft, run_id, {f"{SCORE_PREFIX}{trial['severe_id']}": score}, step=0)
-    except BaseException:
-        mlflow_runs.end_run(ft, run_id, "FAILED")
-        raise
-    mlflow_runs.end_run(ft, run_id)
+    score = finetune_stage(ft, run_id, f"{trial['name']}-{trial['severe_id']}", to_container(ft),
+                           f"{SEVERE_PREFIX}{trial['severe_id']}")
     ray.tune.report({"score": score})
 
 
-def run_severe(overrides: list[str]) -> dict:
+def run_severe(overrides: list[str]) -> SevereOutcome:
     overrides, cards = config.split_card_overrides(overrides)
     base_overrides, setting_overrides = split_overrides(overrides)
     cfg = config.load("severe", base_overrides)
@@ -97,43 +99,18 @@ def run_severe(overrides: list[str]) -> dict:
     for t in trials:
         t["parent_run_id"] = parent
     try:
-        scores = _tune(cfg, trials, plan, name)
+        results = run_trials(cfg, severe_trial, trials, list(range(len(trials))), name=name, what="severe",
+                             plan=plan, dirname=lambda i: trials[i]["severe_id"])
+        scores = {}
+        for result in results:
+            severe_id = trials[result.config["index"]]["severe_id"]
+            ok = result.error is None and result.metrics
+            scores[severe_id] = float(result.metrics["score"]) if ok else math.nan
     except BaseException:
         mlflow_runs.end_run(cfg, parent, "FAILED")
         raise
     finally:
         ray.shutdown()
-    ours = [severe_table.row(label, scores)]
-    title = f"SEVERE ({cfg.suite}): {name}"
-    markdown = severe_table.to_markdown(ours, title)
-    print(f"\n{markdown}")
-    mlflow_runs.log_metrics(cfg, parent, {f"{SCORE_PREFIX}{k}": v for k, v in scores.items() if math.isfinite(v)}, 0)
-    if math.isfinite(ours[0]["mean"]):
-        mlflow_runs.log_metrics(cfg, parent, {f"{SCORE_PREFIX}mean": ours[0]["mean"]}, 0)
-    mlflow_runs.log_text(cfg, parent, markdown, "severe.md")
-    mlflow_runs.log_text(cfg, parent, severe_table.to_csv(ours), "severe.csv")
-    with tempfile.TemporaryDirectory() as d:
-        mlflow_runs.log_artifact(cfg, parent, severe_table.plot(ours, Path(d) / "severe.png", title))
-    failed = [k for k, v in scores.items() if not math.isfinite(v)]
-    mlflow_runs.end_run(cfg, parent, "FAILED" if failed else "FINISHED")
-    if failed:
-        raise RuntimeError(f"SEVERE settings failed: {', '.join(failed)} (see the MLflow child runs of {name})")
-    return ours[0]
-
-
-def _tune(cfg, trials: list[dict], plan: resources.Plan, name: str) -> dict[str, float]:
-    path, fs = common.storage_target(cfg, "tune")
-    tuner = ray.tune.Tuner(
-        ray.tune.with_resources(ray.tune.with_parameters(severe_trial, trials=trials),
-                                {"cpu": cfg.resources.trial_driver_cpus}),
-        param_space={"index": ray.tune.grid_search(list(range(len(trials))))},
-        tune_config=ray.tune.TuneConfig(max_concurrent_trials=plan.max_concurrent_trials,
-                                        trial_dirname_creator=lambda t: trials[t.config["index"]]["severe_id"]),
-        run_config=ray.tune.RunConfig(name=name, storage_path=path, storage_filesystem=fs,
-                                      failure_config=ray.tune.FailureConfig(max_failures=0)),
-    )
-    scores = {}
-    for result in tuner.fit():
-        severe_id = trials[result.config["index"]]["severe_id"]
-        scores[severe_id] = float(result.metrics["score"]) if result.error is None and result.metrics else math.nan
-    return scores
+    mlflow_runs.log_metrics(cfg, parent, {f"{SEVERE_PREFIX}{k}": v for k, v in scores.items() if math.isfinite(v)}, 0)
+    mlflow_runs.end_run(cfg, parent, "FINISHED" if all(map(math.isfinite, scores.values())) else "FAILED")
+    return SevereOutcome(cfg, name, label, parent, scores)

@@ -17,20 +17,9 @@ from omegaconf import OmegaConf
 
 from tubelab import resources
 from tubelab.config import RANDOM_INIT  # checkpoint=random: fine-tune from random initialisation, no pretraining
-from tubelab.data import storage
+from tubelab.experiments.stages import finetune_stage, pretrain_stage
 from tubelab.tracking import mlflow_runs
-from tubelab.training.finetune import run_finetune
-from tubelab.training.pretrain import run_pretrain
-
-SCORE_PREFIX = "score/"  # MLflow metric names of the final downstream scores, e.g. score/synthetic/top1
-
-
-def checkpoint_uri(cfg, checkpoint) -> str:
-    """A Result checkpoint's path as a URI that any node can open."""
-    url = storage.resolve(cfg.storage.url)
-    if storage.is_local(url):
-        return checkpoint.path
-    return f"{url.split('://', 1)[0]}://{checkpoint.path}"
+from tubelab.tracking.schema import SCORE_PREFIX
 
 
 def run_params(trial_cfg: dict) -> dict:
@@ -72,12 +61,7 @@ def pretrained_checkpoint(cfg, trial: dict, run_id: str) -> str | None:
     if (done := finished_stage(cfg, trial, "pretrain")) is not None:
         return done.data.tags["checkpoint_uri"]
     stage = start_stage_run(cfg, trial, run_id, "pretrain")
-    mlflow_runs.log_params(cfg, stage, run_params(trial["cfg"]))
-    result = run_pretrain(cfg, name=stage_name(trial, "pretrain"), run_id=stage)
-    uri = checkpoint_uri(cfg, result.checkpoint)
-    mlflow_runs.set_tags(cfg, stage, {"checkpoint_uri": uri})
-    mlflow_runs.end_run(cfg, stage)
-    return uri
+    return pretrain_stage(cfg, stage, stage_name(trial, "pretrain"), run_params(trial["cfg"]))
 
 
 def run_trial(params: dict, trials: list[dict]) -> None:
@@ -100,11 +84,7 @@ def run_trial(params: dict, trials: list[dict]) -> None:
                 scores[key] = done.data.metrics[SCORE_PREFIX + key]
                 continue
             stage = start_stage_run(cfg, trial, run_id, f"finetune-{s.id}")
-            mlflow_runs.log_params(cfg, stage, ft)
-            result = run_finetune(ft_cfg, name=stage_name(trial, s.id), run_id=stage)
-            scores[key] = float(result.metrics["score"])
-            mlflow_runs.log_metrics(cfg, stage, {SCORE_PREFIX + key: scores[key]}, step=0)
-            mlflow_runs.end_run(cfg, stage)
+            scores[key] = finetune_stage(ft_cfg, stage, stage_name(trial, s.id), ft, SCORE_PREFIX + key)
         hours = (time.monotonic() - start) / 3600
         res = cfg.resources
         mlflow_runs.log_metrics(cfg, run_id, {

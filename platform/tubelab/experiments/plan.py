@@ -1,0 +1,108 @@
+"""Sweep planning: an ablation's grid expanded into fully resolved trial configs, before anything runs.
+
+Every trial config is composed and validated here, so a typo costs seconds, not a cluster allocation.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import time
+from dataclasses import dataclass, field
+
+from omegaconf import DictConfig, OmegaConf
+
+from tubelab import config, resources
+from tubelab.config import ConfigError, to_container
+from tubelab.experiments.grid import GridPoint, expand
+from tubelab.models import MODELS
+from tubelab.tracking.schema import parse_label
+from tubelab.tubelets import validate_tubelet_config
+
+ABLATION_KEYS = {"description", "reproduces", "grid", "overrides", "downstream", "repeats", "paper"}
+
+
+@dataclass
+class SweepPlan:
+    name: str
+    ablation: str
+    base: DictConfig
+    points: list[GridPoint]
+    trials: list[dict]         # per trial: resolved configs and identifiers, plain data
+    scores: list[str]          # table columns, "<setting>/<metric>"
+    tags: dict = field(default_factory=dict)       # set by checks: code version, dataset content hashes
+    overrides: list[str] = field(default_factory=list)  # the command line, without card overrides
+
+
+def split_overrides(overrides) -> tuple[list[str], list[str]]:
+    """`setting.KEY=V` overrides go to every downstream setting; the rest to the sweep config."""
+    setting = [o for o in overrides if o.startswith("setting.")]
+    return [o for o in overrides if not o.startswith("setting.")], setting
+
+
+def finetune_config(trial_cfg: DictConfig, setting_id: str, setting_overrides: list[str] = ()) -> dict:
+    """A downstream setting's run config: the setting, with the trial's model, storage, tracking, resources."""
+    setting = copy.deepcopy(_setting(setting_id, tuple(setting_overrides)))
+    trial = to_container(trial_cfg)
+    shared = {k: trial[k] for k in ("model", "storage", "tracking", "resources", "seed", "home")}
+    return {"setting": setting, **shared, "name": None}
+
+
+@functools.lru_cache(maxsize=256)
+def _setting(setting_id: str, setting_overrides: tuple[str, ...]) -> dict:
+    """Composing a config takes Hydra a good fraction of a second; a grid reuses the same settings."""
+    return to_container(config.load("finetune", [f"setting={setting_id}", *setting_overrides]))["setting"]
+
+
+def validate_run(cfg: DictConfig) -> None:
+    """Value checks that Hydra's key checks cannot do; each error names the key and the fix."""
+    if cfg.model.name not in MODELS:
+        raise ConfigError(f"model.name={cfg.model.name!r} is not valid; choose one of: {', '.join(sorted(MODELS))}")
+    clip = cfg.pretrain.clip
+    try:
+        validate_tubelet_config(cfg.tubelet, clip_shape=(3, clip.frames, clip.crop, clip.crop))
+        if cfg.resources.address:
+            resources.check(cfg.resources)  # the fit is checked once connected (init_ray)
+        else:
+            resources.plan(cfg.resources)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def plan_sweep(overrides: list[str]) -> SweepPlan:
+    command_line, command_settings = split_overrides(overrides)
+    base = config.load("sweep", command_line)
+    ablation_name = base.choices.ablation
+    ab = base.ablation
+    unknown = set(ab.keys()) - ABLATION_KEYS
+    if unknown:
+        raise ConfigError(f"ablations/{ablation_name}.yaml has unknown keys {sorted(unknown)}; "
+                          f"valid keys: {', '.join(sorted(ABLATION_KEYS))}")
+    valid_settings = config.choices("setting")
+    for sid in ab.downstream:
+        if sid not in valid_settings:
+            raise ConfigError(f"ablations/{ablation_name}.yaml: downstream setting {sid!r} does not exist; "
+                              f"choose from: {', '.join(valid_settings)}")
+        try:  # the command line's own setting.KEY=V, before the ablation's overrides are added
+            finetune_config(base, sid, command_settings)
+        except ConfigError as e:
+            raise ConfigError(f"on the command line: {e}") from None
+    points = expand(OmegaConf.to_container(ab.grid), ab.repeats, base.seed)
+    name = base.name or f"{ablation_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    trials = []
+    for p in points:
+        sweep_overrides, setting_overrides = split_overrides([*overrides, *ab.overrides, *p.overrides])
+        try:
+            cfg = config.load("sweep", sweep_overrides)
+            settings = [finetune_config(cfg, sid, setting_overrides) for sid in ab.downstream]
+        except ConfigError as e:
+            raise ConfigError(f"ablations/{ablation_name}.yaml, grid point {p.label}: {e}") from None
+        validate_run(cfg)
+        trials.append({"cfg": to_container(cfg), "label": p.label, "slug": p.slug, "point": p.point,
+                       "sweep": name, "ablation": ablation_name, "settings": settings})
+    for label in (ab.get("paper") or {}).get("rows") or {}:
+        if not any(p.point == parse_label(str(label)) for p in points):
+            raise ConfigError(f"ablations/{ablation_name}.yaml: paper row {label!r} matches no grid point; "
+                              f"grid points: {', '.join(sorted({p.label for p in points}))}")
+    scores = [f"{s['setting']['id']}/{s['setting']['metric']}" for s in trials[0]["settings"]]
+    return SweepPlan(name, ablation_name, base, points, trials, scores)
