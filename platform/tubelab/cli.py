@@ -215,7 +215,7 @@ def cmd_bench(overrides):
 
 
 def cmd_tubelets(overrides):
-    from tubelab.training.preview import preview
+    from tubelab.experiments.preview import preview
 
     for path in preview(overrides):
         print(path)

@@ -1,13 +1,13 @@
 """What a pretraining run trains on, as pictures: tubelet pairs from real shards, PNG + GIF.
 
-Used by `tubelab tubelets preview` and by every pretraining run (logged to MLflow as an artifact).
+Used by every pretraining run (logged to MLflow as an artifact) and by `tubelab tubelets preview`
+(experiments/preview.py).
 """
 
 from __future__ import annotations
 
 import io
 import tempfile
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -41,20 +41,6 @@ def write_preview(query: torch.Tensor, key: torch.Tensor, out_dir: str | Path, s
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     return save_preview(query, key, out_dir / f"{stem}.png", out_dir / f"{stem}.gif", max_pairs=PREVIEW_PAIRS)
-
-
-def preview(overrides: list[str]) -> list[str]:
-    """`tubelab tubelets preview [tubelet=...]`: pairs as the pretraining loop would make them."""
-    from tubelab import config
-    from tubelab.data.prepare import ensure_shards
-    from tubelab.tubelets.pairs import make_pair
-
-    cfg = config.load("pretrain", overrides)
-    ensure_shards(cfg, cfg.dataset.name)
-    clips, keys = sample_clips(cfg, PREVIEW_PAIRS * 2)
-    query, key, _ = make_pair(clips, keys, cfg.tubelet, torch.Generator().manual_seed(cfg.seed))
-    out = Path(cfg.home) / "previews"
-    return write_preview(query, key, out, f"tubelet-{cfg.choices.tubelet}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def log_preview(cfg, run_id: str, query: torch.Tensor, key: torch.Tensor) -> None:
