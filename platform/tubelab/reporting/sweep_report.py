@@ -4,7 +4,10 @@ Rows are grid points (repeats as mean +- std), columns the downstream settings. 
 declares the paper's numbers (`paper.rows` in ablations/*.yaml), each column gets ours, the paper's
 and ours - paper, and a second table compares each row's change against the first row with the
 paper's change: on the synthetic proxy the absolute numbers differ from the paper's by design, the
-direction of each change is what should reproduce. Markdown, CSV and a PNG go to the parent run.
+direction of each change is what should reproduce. Where the fine-tunes saved their per-video
+predictions (tracking.predictions), each score gets a 95 % interval, each column its chance level and
+each row its paired difference to the first row (evaluation.intervals). Markdown, CSV and a PNG go to
+the parent run.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from pathlib import Path
 import matplotlib
 import yaml
 
+from tubelab.evaluation import intervals
 from tubelab.evaluation.severe import SETTINGS
 from tubelab.reporting import severe_table, tables
 from tubelab.tracking import mlflow_runs
+from tubelab.tracking.predictions import load_predictions
 from tubelab.tracking.schema import SCORE_PREFIX, override_value, parse_label
 
 matplotlib.use("Agg")
@@ -44,8 +49,8 @@ def benchmark_id(score: str) -> str:
     return setting[len(PROXY_PREFIX):] if setting.startswith(PROXY_PREFIX) else setting
 
 
-def sweep_rows(client, experiment_id: str, parent_id: str) -> tuple[list[dict], list[str], list[str], int]:
-    """Finished child runs as rows: grid axes (params `grid.*`) and scores (metrics `score/*`)."""
+def sweep_rows(client, experiment_id: str, parent_id: str) -> tuple[list[dict], list[str], list[str], int, list]:
+    """Finished child runs as rows: grid axes (params `grid.*`) and scores (metrics `score/*`); and the runs."""
     children = client.search_runs([experiment_id], f"tags.`{mlflow_runs.PARENT_TAG}` = '{parent_id}'",
                                   max_results=10000)
     finished = [c for c in children if c.info.status == "FINISHED"]
@@ -57,7 +62,44 @@ def sweep_rows(client, experiment_id: str, parent_id: str) -> tuple[list[dict], 
         row.update({s: c.data.metrics.get(SCORE_PREFIX + s, float("nan")) for s in scores})
         rows.append(row)
     reused = sum("tubelab.reused_from" in c.data.tags for c in finished)
-    return rows, axes, scores, reused
+    return rows, axes, scores, reused, finished
+
+
+def stage_predictions(client, experiment_id: str, trial_run, setting_id: str) -> dict | None:
+    """The per-video predictions of a trial's fine-tune on `setting_id` (of the run it was reused from)."""
+    trial_id = trial_run.data.tags.get("tubelab.reused_from", trial_run.info.run_id)
+    stages = client.search_runs([experiment_id], f"tags.`{mlflow_runs.PARENT_TAG}` = '{trial_id}' and "
+                                f"attributes.run_name = 'finetune-{setting_id}'", max_results=5)
+    return load_predictions(client, stages[0].info.run_id) if stages else None
+
+
+def attach_intervals(client, experiment_id: str, table: list[dict], runs: list, axes: list[str],
+                     scores: list[str]) -> None:
+    """Each score's 95 % interval, its column's chance level and, against the first row, the paired
+    difference, where every seed of the row saved its predictions (older runs did not: left out)."""
+    members: dict[tuple, list] = {}
+    for run in runs:
+        members.setdefault(tuple(run.data.params.get(f"grid.{a}", "") for a in axes), []).append(run)
+    for runs_ in members.values():
+        runs_.sort(key=lambda r: int(r.data.params.get("seed", 0)))
+    predictions: dict[tuple, list[dict]] = {}
+    for key, runs_ in members.items():
+        for s in scores:
+            got = [stage_predictions(client, experiment_id, r, s.split("/", 1)[0]) for r in runs_]
+            if got and all(g is not None for g in got):
+                predictions[key, s] = got
+    base_key = tuple(str(table[0][a]) for a in axes)
+    for row in table:
+        key = tuple(str(row[a]) for a in axes)
+        for s in scores:
+            if (key, s) not in predictions:
+                continue
+            runs_ = predictions[key, s]
+            _, row[f"{s}_lo"], row[f"{s}_hi"] = intervals.score_interval(runs_)
+            row[f"{s}_chance"] = intervals.chance_level(runs_[0]["metric"], runs_[0]["target"], runs_[0]["num_classes"])
+            if key != base_key and (base_key, s) in predictions:
+                row[f"{s}_diff"], row[f"{s}_diff_lo"], row[f"{s}_diff_hi"] = intervals.paired_difference(
+                    predictions[base_key, s], runs_)
 
 
 def load_ablation(client, run_id: str) -> dict:
@@ -117,7 +159,8 @@ def to_markdown(table: list[dict], axes: list[str], scores: list[str], with_pape
     label = " / ".join(axes) or "trial"
     lines = [f"### {title}", ""]
     if not with_paper:
-        return "\n".join(lines) + "\n" + tables.to_markdown(table, axes, scores)
+        diffs = tables.differences_markdown(table, axes, scores)
+        return "\n".join(lines) + "\n" + tables.to_markdown(table, axes, scores) + (f"\n{diffs}" if diffs else "")
     head = [label, *[f"{s} {part}" for s in scores for part in ("ours", "paper", "Δ")]]
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for row in table:
@@ -126,25 +169,30 @@ def to_markdown(table: list[dict], axes: list[str], scores: list[str], with_pape
             paper = row.get(f"{s}_paper", math.nan)
             cells += [tables.cell(row, s), _num(paper), _num(row[s] - paper, signed=True)]
         lines.append("| " + " | ".join(cells) + " |")
+    chance = [next((r[f"{s}_chance"] for r in table if f"{s}_chance" in r), math.nan) for s in scores]
+    if any(math.isfinite(c) for c in chance):  # under each "ours" column
+        lines.append("| *chance* | " + " | ".join(f"{tables.fmt(s, c)} | | " for s, c in zip(scores, chance)) + "|")
     if len(table) < 2:
         return "\n".join(lines) + "\n"
     first = table[0]
     name = ", ".join(str(first[a]) for a in axes)
-    lines += ["", f"Change against the first row ({name}), ours vs the paper's:", ""]
+    lines += ["", f"Change against the first row ({name}), ours (paired, 95 % interval; (noise) = it holds 0) "
+              f"vs the paper's:", ""]
     head = [label, *[f"{s} Δ ours / paper" for s in scores]]
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for row in table[1:]:
         cells = [", ".join(str(row[a]) for a in axes)]
         for s in scores:
-            ours = row[s] - first[s]
+            ours = tables.diff_cell(row, s) if f"{s}_diff" in row else _num(row[s] - first[s], True)
             paper = row.get(f"{s}_paper", math.nan) - first.get(f"{s}_paper", math.nan)
-            cells.append(f"{_num(ours, True)} / {_num(paper, True)}")
+            cells.append(f"{ours} / {_num(paper, True)}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def to_csv(table: list[dict], axes: list[str], scores: list[str], with_paper: bool) -> str:
-    parts = ("", "_std", "_n", "_paper") if with_paper else ("", "_std", "_n")
+    parts = ("", "_std", "_n", "_lo", "_hi", "_chance", "_diff", "_diff_lo", "_diff_hi") + (("_paper",) if with_paper
+                                                                                         else ())
     cols = axes + [f"{s}{p}" for s in scores for p in parts]
     lines = [",".join(cols)]
     for row in table:
@@ -153,12 +201,20 @@ def to_csv(table: list[dict], axes: list[str], scores: list[str], with_paper: bo
 
 
 def plot(table: list[dict], axes: list[str], scores: list[str], with_paper: bool, path: Path, title: str) -> Path:
-    """One panel per column: our bars (std as error bars) and, where known, the paper's value as a marker."""
+    """One panel per column: our bars (the 95 % interval as error bars, else the std over repeats), the
+    chance level as a dashed line and, where known, the paper's value as a marker."""
     labels = [", ".join(str(r[a]) for a in axes) or "trial" for r in table]
     fig, panels = plt.subplots(1, len(scores), figsize=(max(4.0, 3.2 * len(scores)), 3.6), squeeze=False)
     for ax, s in zip(panels[0], scores):
         xs = range(len(table))
-        ax.bar(xs, [r[s] for r in table], yerr=[r[f"{s}_std"] for r in table], capsize=3, label="ours")
+        if all(math.isfinite(r.get(f"{s}_lo", math.nan)) for r in table):
+            err = [[r[s] - r[f"{s}_lo"] for r in table], [r[f"{s}_hi"] - r[s] for r in table]]
+        else:
+            err = [r[f"{s}_std"] for r in table]
+        ax.bar(xs, [r[s] for r in table], yerr=err, capsize=3, label="ours (95 % interval)")
+        chance = next((r[f"{s}_chance"] for r in table if f"{s}_chance" in r), None)
+        if chance is not None:
+            ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
         if with_paper:
             ax.plot(xs, [r.get(f"{s}_paper", math.nan) for r in table], "kx", markersize=8, label="paper")
         ax.set_xticks(list(xs), labels, rotation=30, ha="right", fontsize=7)
@@ -175,9 +231,11 @@ def build(cfg, parent_run_id: str) -> SweepReport:
     """Rebuild the report of one sweep from MLflow and log it (results.md/.csv/.png) to its parent run."""
     client, exp = mlflow_runs.client(cfg), mlflow_runs.experiment_id(cfg)
     parent = client.get_run(parent_run_id)
-    rows, axes, scores, reused = sweep_rows(client, exp, parent_run_id)
+    rows, axes, scores, reused, runs = sweep_rows(client, exp, parent_run_id)
     ablation = load_ablation(client, parent_run_id)
     scores, table = in_ablation_order(tables.aggregate(rows, axes, scores), axes, scores, ablation)
+    if table:
+        attach_intervals(client, exp, table, runs, axes, scores)
     with_paper = bool(table) and attach_paper(table, axes, scores, ablation.get("paper"))
     scores = attach_severe_mean(table, scores) if table else scores
     title = parent.info.run_name + (f": {ablation['description']}" if ablation.get("description") else "")

@@ -24,6 +24,7 @@ from tubelab.data.shards import read_manifest
 from tubelab.models import build_model
 from tubelab.models.checkpoint import load_backbone_state
 from tubelab.tracking import mlflow_runs
+from tubelab.tracking.predictions import log_predictions
 from tubelab.training import common, steps, tasks
 
 
@@ -55,10 +56,11 @@ def make_optimizer(opt, params) -> torch.optim.Optimizer:
 
 
 def evaluate(net: torch.nn.Module, dataset, task: str, num_classes: int, batch_size: int, device: torch.device,
-             class_map: torch.Tensor | None, autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
-    """Every metric of the task over a whole split (each video's clips averaged)."""
+             class_map: torch.Tensor | None, autocast_dtype: torch.dtype | None = None) -> tuple[dict, dict]:
+    """Every metric of the task over a whole split (each video's clips averaged), and the per-video
+    predictions behind them (video_key, target, prediction arrays: tracking.predictions)."""
     net.eval()
-    predictions, targets = [], []
+    predictions, targets, keys = [], [], []
     with torch.no_grad():
         for batch in dataset.iter_torch_batches(batch_size=batch_size):
             clips = steps.to_model_input(batch["clip"], device)  # (B, N, 3, T, H, W)
@@ -66,10 +68,12 @@ def evaluate(net: torch.nn.Module, dataset, task: str, num_classes: int, batch_s
                 out = net(steps.normalize(clips.flatten(0, 1))).unflatten(0, clips.shape[:2]).float()
             predictions.append(tasks.video_outputs(task, out).cpu())
             targets.append(tasks.targets(task, batch, torch.device("cpu"), class_map))
+            keys.append(batch["video_key"].cpu())
     if not predictions:
         raise RuntimeError("the evaluation split yielded no videos (all failed to decode?)")
     prediction, target = torch.cat(predictions), torch.cat(targets)
-    return {**tasks.scores(task, prediction, target, num_classes), "videos": float(len(target))}
+    per_video = {"video_key": torch.cat(keys).numpy(), "target": target.numpy(), "prediction": prediction.numpy()}
+    return {**tasks.scores(task, prediction, target, num_classes), "videos": float(len(target))}, per_video
 
 
 def finetune_loop(config: dict) -> None:
@@ -118,7 +122,7 @@ def finetune_loop(config: dict) -> None:
                    **common.peak_memory_gb(device)}
         last = epoch + 1 == s.epochs
         if rank == 0 and config["has_val"] and ((epoch + 1) % s.eval_every == 0 or last):
-            val = evaluate(net, ray.train.get_dataset_shard("val"), task, num_classes, s.batch_size, device, class_map,
+            val, _ = evaluate(net, ray.train.get_dataset_shard("val"), task, num_classes, s.batch_size, device, class_map,
                            autocast_dtype)
             metrics.update({f"val_{k}": v for k, v in val.items()})
             if tasks.better(s.metric, val[s.metric], best and best["value"]):
@@ -126,8 +130,11 @@ def finetune_loop(config: dict) -> None:
         if last and rank == 0:
             if best is not None:
                 net.load_state_dict(best["state"])
-            test = evaluate(net, ray.train.get_dataset_shard("eval"), task, num_classes, s.batch_size, device,
-                            class_map, autocast_dtype)
+            test, per_video = evaluate(net, ray.train.get_dataset_shard("eval"), task, num_classes, s.batch_size,
+                                       device, class_map, autocast_dtype)
+            if config.get("run_id"):  # reports put intervals on the score from these (evaluation.intervals)
+                log_predictions(cfg, config["run_id"], task=task, metric=s.metric,
+                                num_classes=num_classes, **per_video)
             metrics.update({**{f"test_{k}": v for k, v in test.items()}, "score": test[s.metric],
                             "selected_epoch": best["epoch"] if best else epoch})
         logger.log(metrics, epoch, last=last)

@@ -44,7 +44,9 @@ def test_markdown_has_ours_paper_delta_and_changes_against_the_first_row():
     # second table: nonlinear vs no_motion, ours +18.0 (30-12) against the paper's +13.8 (62.0-48.2)
     assert lines[-1] == "| nonlinear | +18.0 / +13.8 | +5.0 / +17.4 |"
     csv = sweep_report.to_csv(t, ["tubelet"], SCORES, True).splitlines()
-    assert csv[0].split(",")[:5] == ["tubelet", SCORES[0], f"{SCORES[0]}_std", f"{SCORES[0]}_n", f"{SCORES[0]}_paper"]
+    s = SCORES[0]
+    assert csv[0].split(",")[:11] == ["tubelet", s, f"{s}_std", f"{s}_n", f"{s}_lo", f"{s}_hi", f"{s}_chance",
+                                      f"{s}_diff", f"{s}_diff_lo", f"{s}_diff_hi", f"{s}_paper"]
 
 
 def test_without_paper_rows_the_plain_table():
@@ -80,3 +82,19 @@ def test_columns_and_rows_follow_the_ablation_not_mlflow():
                                                    ["tubelet.num_tubelets"], scores, ablation)
     assert scores == ["proxy_ucf_1000/top1", "proxy_gym_1000/top1"]
     assert [r["tubelet.num_tubelets"] for r in table] == ["1", "2", "3"]
+
+
+def test_intervals_chance_and_paired_differences_in_the_plain_table():
+    t = [{"tubelet": "no_motion", "synthetic/top1": 40.0, "synthetic/top1_std": 0.0, "synthetic/top1_n": 1,
+          "synthetic/top1_lo": 30.0, "synthetic/top1_hi": 50.0, "synthetic/top1_chance": 10.0},
+         {"tubelet": "nonlinear", "synthetic/top1": 60.0, "synthetic/top1_std": 0.0, "synthetic/top1_n": 1,
+          "synthetic/top1_lo": 50.0, "synthetic/top1_hi": 70.0, "synthetic/top1_chance": 10.0,
+          "synthetic/top1_diff": 20.0, "synthetic/top1_diff_lo": 8.0, "synthetic/top1_diff_hi": 31.0},
+         {"tubelet": "linear", "synthetic/top1": 45.0, "synthetic/top1_std": 0.0, "synthetic/top1_n": 1,
+          "synthetic/top1_lo": 35.0, "synthetic/top1_hi": 55.0, "synthetic/top1_chance": 10.0,
+          "synthetic/top1_diff": 5.0, "synthetic/top1_diff_lo": -4.0, "synthetic/top1_diff_hi": 14.0}]
+    md = sweep_report.to_markdown(t, ["tubelet"], ["synthetic/top1"], False, "demo")
+    assert "| no_motion | 40.0 [30.0, 50.0] |" in md
+    assert "| *chance* | 10.0 |" in md
+    assert "| nonlinear | +20.0 [+8.0, +31.0] |" in md  # outside noise: no mark
+    assert "| linear | +5.0 [-4.0, +14.0] (noise) |" in md
