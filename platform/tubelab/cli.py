@@ -169,7 +169,8 @@ def cmd_severe(overrides):
 
     outcome = run_severe(overrides)
     cfg, parent = outcome.cfg, outcome.parent_run_id
-    ours = [severe_table.row(outcome.label, outcome.scores)]
+    ours = [severe_table.attach_intervals(mlflow_runs.client(cfg), mlflow_runs.experiment_id(cfg), parent,
+                                          severe_table.row(outcome.label, outcome.scores))]
     if math.isfinite(ours[0]["mean"]):
         mlflow_runs.log_metrics(cfg, parent, {f"{SEVERE_PREFIX}mean": ours[0]["mean"]}, 0)
     markdown = severe_table.log_table(cfg, parent, ours, f"SEVERE ({cfg.suite}): {outcome.name}")

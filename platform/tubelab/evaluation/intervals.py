@@ -51,7 +51,8 @@ def chance_level(metric: str, target: np.ndarray, num_classes: int) -> float:
     return metric_value(metric, np.full(n, target.mean(), np.float32), target, num_classes)
 
 
-def _bounds(values: np.ndarray) -> tuple[float, float]:
+def bounds(values: np.ndarray) -> tuple[float, float]:
+    """The central 95 % of bootstrap values (NaN draws, undefined resamples, left out)."""
     values = values[np.isfinite(values)]
     if len(values) == 0:
         return math.nan, math.nan
@@ -71,17 +72,21 @@ def _scores(runs: list[dict], seeds: np.ndarray, videos: list[np.ndarray]) -> fl
     return float(np.mean(values))
 
 
-def score_interval(runs: list[dict], resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float, float]:
-    """(score, low, high): the mean over `runs` (one per seed, each a predictions dict) and its interval."""
+def bootstrap_draws(runs: list[dict], resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
+    """`resamples` bootstrap values of the mean score over `runs` (one predictions dict per seed)."""
     rng = np.random.default_rng(seed)
-    everything = [np.arange(len(r["target"])) for r in runs]
-    point = _scores(runs, np.arange(len(runs)), everything)
     draws = np.empty(resamples)
     for i in range(resamples):
         seeds = rng.integers(0, len(runs), len(runs))
         draws[i] = _scores(runs, seeds, [rng.integers(0, len(runs[s]["target"]), len(runs[s]["target"]))
                                          for s in seeds])
-    return (point, *_bounds(draws))
+    return draws
+
+
+def score_interval(runs: list[dict], resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float, float]:
+    """(score, low, high): the mean over `runs` (one per seed, each a predictions dict) and its interval."""
+    point = _scores(runs, np.arange(len(runs)), [np.arange(len(r["target"])) for r in runs])
+    return (point, *bounds(bootstrap_draws(runs, resamples, seed)))
 
 
 def _aligned(a: dict, b: dict) -> tuple[dict, dict]:
@@ -113,4 +118,4 @@ def paired_difference(base: list[dict], other: list[dict], resamples: int = RESA
         seeds = rng.integers(0, n, n)
         videos = [rng.integers(0, len(a_runs[s]["target"]), len(a_runs[s]["target"])) for s in seeds]
         draws[i] = _scores(b_runs, seeds, videos) - _scores(a_runs, seeds, videos)
-    return (point, *_bounds(draws))
+    return (point, *bounds(draws))

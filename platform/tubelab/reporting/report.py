@@ -36,7 +36,9 @@ def severe_report(cfg, names: list[str]) -> str:
             raise ConfigError(f"no `tubelab severe` run named {name!r} in experiment {exp}")
         m = runs[0].data.metrics
         scores = {s: m[f"{SEVERE_PREFIX}{s}"] for s in SETTINGS if f"{SEVERE_PREFIX}{s}" in m}
-        ours.append(severe_table.row(runs[0].data.tags.get("tubelab.label", name), scores))
+        row = severe_table.row(runs[0].data.tags.get("tubelab.label", name), scores)
+        ours.append(severe_table.attach_intervals(client, exp, runs[0].info.run_id, row))
+    severe_table.attach_differences(ours)
     run_id = mlflow_runs.start_run(cfg, f"report-{'-'.join(names)}", kind="report",
                                    tags={"tubelab.sources": ",".join(names)})
     markdown = severe_table.log_table(cfg, run_id, ours, "SEVERE: " + ", ".join(names))
