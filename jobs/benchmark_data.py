@@ -27,8 +27,9 @@ random place from frames whose short side is 128 (the paper's input).
   with each: the per-epoch start-up (epoch time beyond clips / steady rate), and from /proc the CPU
   cores the decode actors and all of the run's processes used (a pipeline that stalls shows actors
   using less than the cores they were given).
-- what-ifs (--try): the same tubelab measurement with one change applied from outside for that
-  measurement (Ray's default output buffer, bytes read once per run, Ray's shuffle buffer); see VARIANTS.
+- what-ifs (--try): the same tubelab measurement with other pipeline settings, passed as arguments
+  to tubelab.data.pipeline (Ray's default output buffer, bytes read once per run) or to the consumer
+  (Ray's shuffle buffer); see Setting and WHAT_IFS.
 - consumer CPU: the shuffled-batch consumer alone on materialized clip blocks (consumer_cost).
 - naive: what most repositories do. A torch DataLoader with num_workers = cores, each item opening
   its SOURCE file (10 s, 320x240, 30 fps, x264 default GOP, written here with PyAV from the same
@@ -47,6 +48,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import multiprocessing as mp
 import os
 import platform
@@ -54,6 +56,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -63,6 +66,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FRAMES, STRIDE, CROP, SHORT_SIDE = 16, 2, 112, 128
 BATCH = 16
 TARGET_VS_BOUND, TARGET_VS_NAIVE = 0.8, 3.0
+DRIFT_LIMIT = 0.15  # a figure's ratio is reliable when the decode bounds around it differ by at most this
 
 
 def log(msg: str) -> None:
@@ -249,7 +253,31 @@ class CpuSampler:
 
 # ---- b) tubelab -----------------------------------------------------------------------------------------------------
 
-def _epoch(cfg, clip, seed: int, warmup: int = 0, ray_shuffle: bool = False) -> dict:
+@dataclass(frozen=True)
+class Setting:
+    """How one tubelab measurement runs the pipeline: the arguments it passes to tubelab.data.pipeline
+    and the consumer it uses. The defaults are tubelab's own; a what-if changes one of them."""
+    what: str = "tubelab as configured"
+    output_blocks_buffered: int | None = None  # pipeline.configure_data_context(...); None: tubelab's default
+    read_once: bool = False  # pipeline.read_videos(...).materialize() once, then clip_dataset(..., videos=it)
+    ray_shuffle: bool = False  # consumer: Ray's iter_torch_batches(local_shuffle_buffer_size) for shuffled_batches
+
+
+TUBELAB = Setting()
+WHAT_IFS = {
+    "gen2": Setting(what="Ray's default DataContext._max_num_blocks_in_streaming_gen_buffer = 2 (tubelab sets "
+                         "pipeline.OUTPUT_BLOCKS_BUFFERED = 16): a decode actor pauses when 2 of its output blocks "
+                         "wait for the executor", output_blocks_buffered=2),
+    "rayshuffle": Setting(what="the consumer uses Ray Data's local shuffle buffer (iter_torch_batches("
+                               "local_shuffle_buffer_size=64)) instead of tubelab.data.batches.shuffled_batches",
+                          ray_shuffle=True),
+    "cached": Setting(what="the video bytes read once per run (pipeline.read_videos(...).materialize() before the "
+                           "first epoch, passed to clip_dataset as `videos`): no listing or read per epoch",
+                      read_once=True),
+}
+
+
+def _epoch(cfg, clip, seed: int, warmup: int = 0, ray_shuffle: bool = False, videos=None) -> dict:
     """One epoch through clip_dataset, consumed as the train loops do.
 
     Times from the clip_dataset() call; the steady window runs from the first batch after `warmup`
@@ -258,7 +286,7 @@ def _epoch(cfg, clip, seed: int, warmup: int = 0, ray_shuffle: bool = False) -> 
     from tubelab.training.common import train_batches
 
     t0 = time.monotonic()
-    ds, _ = clip_dataset(cfg, cfg.dataset.name, "train", clip, mode="train", seed=seed)
+    ds, _ = clip_dataset(cfg, cfg.dataset.name, "train", clip, mode="train", seed=seed, videos=videos)
     if ray_shuffle:
         batches = ds.iter_torch_batches(batch_size=BATCH, drop_last=True, local_shuffle_buffer_size=4 * BATCH)
     else:
@@ -282,7 +310,7 @@ def _epoch(cfg, clip, seed: int, warmup: int = 0, ray_shuffle: bool = False) -> 
 
 
 def tubelab_rate(overrides: list[str], *, clips_per_video: int, warmup: int, label: str, backend: str,
-                 ray_shuffle: bool = False) -> dict:
+                 setting: Setting = TUBELAB) -> dict:
     """Steady-state clips/s of the pipeline, and its per-epoch start-up, in one fresh embedded Ray.
 
     A short warm-up epoch (1 clip per video: worker processes, imports, caches; not counted), then
@@ -295,17 +323,23 @@ def tubelab_rate(overrides: list[str], *, clips_per_video: int, warmup: int, lab
     from omegaconf import OmegaConf
 
     from tubelab import config
+    from tubelab.data.pipeline import OUTPUT_BLOCKS_BUFFERED, configure_data_context, read_videos
     from tubelab.resources import init_ray
 
     cfg = config.load("prepare", overrides)
     plan = init_ray(cfg.resources)
+    # Every measurement sets the DataContext itself (it outlives ray.shutdown in this process).
+    configure_data_context(output_blocks_buffered=setting.output_blocks_buffered or OUTPUT_BLOCKS_BUFFERED,
+                           progress_bars=False)
     try:
         def clip(cpv):
             return OmegaConf.create({"frames": FRAMES, "strides": [STRIDE], "crop": CROP, "flip": False,
                                      "jitter": False, "clips_per_video": cpv, "eval_clips": 1, "decoder": backend,
                                      "resized_crop": None})
-        warm = _epoch(cfg, clip(1), seed=0, ray_shuffle=ray_shuffle)
-        long = _epoch(cfg, clip(clips_per_video), seed=1, warmup=warmup, ray_shuffle=ray_shuffle)
+        videos = read_videos(cfg, cfg.dataset.name, "train").materialize() if setting.read_once else None
+        warm = _epoch(cfg, clip(1), seed=0, ray_shuffle=setting.ray_shuffle, videos=videos)
+        long = _epoch(cfg, clip(clips_per_video), seed=1, warmup=warmup, ray_shuffle=setting.ray_shuffle,
+                      videos=videos)
     finally:
         ray.shutdown()
     steady = long["steady_clips"] / long["steady_seconds"]
@@ -333,7 +367,10 @@ def consumer_cost(clips: int = 1600, repeats: int = 3) -> dict:
     tubelab.data.batches, and plainly iterated (no shuffle) as the floor. Best of `repeats` passes."""
     import ray
 
+    from tubelab.data.pipeline import configure_data_context
     from tubelab.training.common import train_batches
+
+    configure_data_context(progress_bars=False)  # the pipeline's block size, as the decoded clips have
 
     def block(batch):
         n = len(batch["id"])
@@ -462,52 +499,9 @@ def naive_rate(paths: list[str], clips: int, warmup: int, workers: int) -> dict:
             "workers": workers, "first_batch_s": round(float(times[0] - t0), 2), "sources": len(paths)}
 
 
-# ---- pipeline variants (opt-in experiments for tubelab.data.pipeline) ----------------------------------------------
+# ---- the run: measurements in order, each tubelab figure between two decode bounds ---------------------------------
 
-VARIANTS = {
-    "gen2": "Ray's default DataContext._max_num_blocks_in_streaming_gen_buffer = 2 (tubelab sets 16): a decode "
-            "actor pauses when 2 of its output blocks wait for the executor",
-    "rayshuffle": "the consumer uses Ray Data's local shuffle buffer (iter_torch_batches(local_shuffle_buffer_size"
-                  "=64)) instead of tubelab.data.batches.shuffled_batches",
-    "cached": "the video bytes read once per run (read_parquet(...).materialize() in the first epoch, reused "
-              "later): no listing or read per epoch",
-}
-
-
-@contextlib.contextmanager
-def pipeline_variant(name: str):
-    """Apply a what-if to clip_dataset from the outside, for this measurement only ("rayshuffle" is _epoch's)."""
-    import ray
-
-    from tubelab.data import pipeline
-
-    read, buffered = ray.data.read_parquet, pipeline.OUTPUT_BLOCKS_BUFFERED
-    cache = {}
-
-    def read_once(*args, **kwargs):
-        if "ds" not in cache:
-            cache["ds"] = read(*args, **kwargs).materialize()
-        return cache["ds"]
-
-    try:
-        if name == "cached":
-            ray.data.read_parquet = read_once
-        if name == "gen2":
-            pipeline.OUTPUT_BLOCKS_BUFFERED = 2
-        yield
-    finally:
-        ray.data.read_parquet = read
-        pipeline.OUTPUT_BLOCKS_BUFFERED = buffered
-
-
-# ---- main -----------------------------------------------------------------------------------------------------------
-
-def main(argv=None) -> dict:
-    import logging
-
-    import ray
-
-    from tubelab import config
+def parse_args(argv=None) -> argparse.Namespace:
     from tubelab.data.decoders import BACKENDS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -519,131 +513,151 @@ def main(argv=None) -> dict:
     ap.add_argument("--procs", type=int, default=os.cpu_count() or 1, help="decode-bound processes / naive workers")
     ap.add_argument("--actors", type=int, nargs="+", default=None,
                     help="decode_actors settings to run locally (default: the config's, then 2)")
-    ap.add_argument("--try", dest="variants", nargs="*", default=[], choices=sorted(VARIANTS),
+    ap.add_argument("--try", dest="variants", nargs="*", default=[], choices=sorted(WHAT_IFS),
                     help="also measure these what-ifs for pipeline.py (local, best actor count): "
-                         + "; ".join(f"{k}: {v}" for k, v in VARIANTS.items()))
+                         + "; ".join(f"{k}: {v.what}" for k, v in WHAT_IFS.items()))
     ap.add_argument("--sources", type=int, default=40, help="naive-baseline source videos")
     ap.add_argument("--home", default=str(ROOT / ".tubelab" / "bench" / "data"),
                     help="benchmark state dir (generated data and shards, reused across runs)")
     ap.add_argument("--skip-s3", action="store_true")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--out", help="write the figures as JSON here")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # per-operator progress lines every few seconds
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    home = Path(args.home).resolve()
-    base = prepare_overrides(home, args.train_per_class)
-    manifest, url = prepare_shards(base)
-    rows = train_rows(manifest, url)
-    videos = len(rows["video"])
-    # The measured epoch holds the warm-up and at least --clips clips after it.
-    cpv = -(-(args.warmup + args.clips + BATCH) // videos)
-    config_actors = int(config.load("prepare", base).resources.decode_actors)
-    actors = args.actors or sorted({config_actors, 2}, key=lambda a: (a != config_actors, a))
-    load_before = os.getloadavg()
-    log(f"{videos} train videos ({np.mean([len(d) for d in rows['video']]) / 1024:.1f} KiB, "
-        f"{int(np.mean(rows['num_frames']))} frames each, short side {SHORT_SIDE}); clips: {FRAMES} frames at "
-        f"stride {STRIDE}, crop {CROP}; {os.cpu_count()} CPUs, load average {load_before[0]:.2f}")
 
-    # The machine is shared: the decode bound is measured before every tubelab figure and once at the
-    # end, and each tubelab figure is compared with the mean of the bounds measured right before and after it.
-    bounds: list[dict] = []
+@dataclass
+class Bench:
+    """What the measurements of one run share: the data, the clip counts, and the decode bounds so far.
 
-    def bound():
-        b = decode_bound(rows, args.backend, args.procs, args.clips, cpv, warmup=args.warmup // args.procs)
-        bounds.append(b)
-        log(f"a) decode bound ({args.procs} processes, {args.backend}): {b['clips_per_s']} clips/s "
+    The machine is shared: the decode bound is measured before the first tubelab figure and after
+    every one, and each tubelab figure is compared with the mean of the bounds right before and after it."""
+    args: argparse.Namespace
+    home: Path
+    base: list[str]  # prepare overrides
+    manifest: dict
+    url: str  # the local shards
+    rows: dict[str, np.ndarray]  # the train split's decode columns
+    clips_per_video: int  # of the measured epoch: the warm-up and at least --clips clips after it
+    config_actors: int
+    bounds: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def prepare(cls, args) -> "Bench":
+        from tubelab import config
+
+        home = Path(args.home).resolve()
+        base = prepare_overrides(home, args.train_per_class)
+        manifest, url = prepare_shards(base)
+        rows = train_rows(manifest, url)
+        videos = len(rows["video"])
+        bench = cls(args, home, base, manifest, url, rows, -(-(args.warmup + args.clips + BATCH) // videos),
+                    int(config.load("prepare", base).resources.decode_actors))
+        log(f"{videos} train videos ({np.mean([len(d) for d in rows['video']]) / 1024:.1f} KiB, "
+            f"{int(np.mean(rows['num_frames']))} frames each, short side {SHORT_SIDE}); clips: {FRAMES} frames at "
+            f"stride {STRIDE}, crop {CROP}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+        return bench
+
+    def decode_bound(self, rows_per_video: int) -> dict:
+        a = self.args
+        return decode_bound(self.rows, a.backend, a.procs, a.clips, rows_per_video, warmup=a.warmup // a.procs)
+
+    def bound(self) -> dict:
+        b = self.decode_bound(self.clips_per_video)
+        self.bounds.append(b)
+        log(f"a) decode bound ({self.args.procs} processes, {self.args.backend}): {b['clips_per_s']} clips/s "
             f"(per process {b['per_proc_clips_per_s']}), {b['cpu_ms_per_clip']} ms CPU per clip")
         return b
 
-    def compare(result: dict, before: dict) -> dict:
-        after = bound()
-        ref = (before["clips_per_s"] + after["clips_per_s"]) / 2
-        result["decode_bound_around_clips_per_s"] = [before["clips_per_s"], after["clips_per_s"]]
-        result["vs_decode_bound"] = round(result["clips_per_s"] / ref, 3)
+    def tubelab(self, overrides: list[str], label: str, setting: Setting = TUBELAB) -> dict:
+        """One tubelab figure, with its ratio to the decode bounds measured right before and after it."""
+        return self.compare(self.rate(overrides, label, setting))
+
+    def rate(self, overrides: list[str], label: str, setting: Setting = TUBELAB) -> dict:
+        return tubelab_rate(self.base + overrides, clips_per_video=self.clips_per_video, warmup=self.args.warmup,
+                            label=label, backend=self.args.backend, setting=setting)
+
+    def compare(self, result: dict) -> dict:
+        """Measure the decode bound after `result` and add its ratio to the mean of the bounds around it."""
+        before, after = self.bounds[-1], self.bound()
         modes = [before["clips_per_s"], after["clips_per_s"]]
+        result["decode_bound_around_clips_per_s"] = modes
+        result["vs_decode_bound"] = round(result["clips_per_s"] / (sum(modes) / 2), 3)
         result["bound_drift"] = round(max(modes) / min(modes) - 1, 3)
-        log(f"  -> {result['vs_decode_bound']:.2f}x the decode bound around it ({before['clips_per_s']} / "
-            f"{after['clips_per_s']} clips/s{'; the machine changed speed in between' if result['bound_drift'] > 0.15 else ''})")
-        return after
+        log(f"  -> {result['vs_decode_bound']:.2f}x the decode bound around it ({modes[0]} / {modes[1]} clips/s"
+            f"{'; the machine changed speed in between' if result['bound_drift'] > DRIFT_LIMIT else ''})")
+        return result
 
-    per_clip = decode_bound(rows, args.backend, args.procs, args.clips, 1, warmup=args.warmup // args.procs)
-    log(f"a') decode bound with one reader per clip (context): {per_clip['clips_per_s']} clips/s, "
-        f"{per_clip['cpu_ms_per_clip']} ms CPU per clip")
-    log("b) tubelab: shards -> Ray Data -> shuffled batches in the driver")
-    prev = bound()
-    local = {}
-    for a in actors:
-        label = f"local, decode_actors={a}" + (" (config)" if a == config_actors else "")
-        local[a] = tubelab_rate(base + [f"resources.decode_actors={a}"], clips_per_video=cpv, warmup=args.warmup,
-                                label=label, backend=args.backend)
-        prev = compare(local[a], prev)
+
+def measure_local(bench: Bench) -> dict[int, dict]:
+    """tubelab from local disk, per decode_actors setting (default: the config's, then 2)."""
+    c = bench.config_actors
+    actors = bench.args.actors or sorted({c, 2}, key=lambda a: (a != c, a))
+    return {a: bench.tubelab([f"resources.decode_actors={a}"],
+                             f"local, decode_actors={a}" + (" (config)" if a == c else "")) for a in actors}
+
+
+@contextlib.contextmanager
+def s3_credentials(endpoint: str):
+    """The moto endpoint and its fake credentials in this process's environment (Ray's workers inherit it)."""
+    keys = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update(dict(zip(keys, (endpoint, "testing", "testing", "us-east-1"))))
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def measure_s3(bench: Bench, actors: int) -> tuple[dict | None, str | None]:
+    """tubelab reading the shards from a real S3 endpoint (a moto_server here): (result, None) or (None, why not)."""
+    if bench.args.skip_s3:
+        return None, "skipped (--skip-s3)"
+    try:
+        with MotoServer() as moto, s3_credentials(moto.url):
+            storage_url = upload_shards(bench.url, moto.url, "tubelab-bench", "data")
+            s3 = bench.rate([f"resources.decode_actors={actors}", "storage=s3", f"storage.url={storage_url}"],
+                            f"S3 (moto_server, {storage_url}), decode_actors={actors}")
+    except Exception as e:  # report precisely and go on with the other figures
+        import traceback
+
+        log(f"  S3 read path FAILED: {type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}")
+        return None, f"{type(e).__name__}: {e}"
+    return bench.compare(s3), None  # the bound after it with the endpoint stopped
+
+
+def measure_naive(bench: Bench) -> dict:
+    args = bench.args
+    paths = naive_sources(bench.home / "naive-sources", args.sources)
+    log(f"c) naive: torch DataLoader, {args.procs} workers, decord on {len(paths)} source files per item")
+    naive = naive_rate(paths, args.clips, warmup=4 * BATCH, workers=args.procs)  # no start-up to amortise
+    log(f"  {naive['clips_per_s']} clips/s over {naive['steady_clips']} clips")
+    return naive
+
+
+def build_report(bench: Bench, per_clip: dict, local: dict, s3: dict | None, s3_reason: str | None, tried: dict,
+                 naive: dict | None, consumer: dict, load_before) -> dict:
+    args = bench.args
     # Headline: the best ratio among those whose surrounding bounds agree (the machine kept its speed).
-    best_actors = max(local, key=lambda a: (local[a]["bound_drift"] <= 0.15, local[a]["vs_decode_bound"]))
-    wide = max(actors)  # S3 and the what-ifs: the setting that can use every core
-
-    s3, s3_reason = None, None
-    if args.skip_s3:
-        s3_reason = "skipped (--skip-s3)"
-    else:
-        env = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                              "AWS_DEFAULT_REGION")}
-        try:
-            with MotoServer() as moto:
-                os.environ.update(AWS_ENDPOINT_URL=moto.url, AWS_ACCESS_KEY_ID="testing",
-                                  AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-                storage_url = upload_shards(url, moto.url, "tubelab-bench", "data")
-                s3 = tubelab_rate(base + [f"resources.decode_actors={wide}", "storage=s3",
-                                          f"storage.url={storage_url}"],
-                                  clips_per_video=cpv, warmup=args.warmup, backend=args.backend,
-                                  label=f"S3 (moto_server, {storage_url}), decode_actors={wide}")
-        except Exception as e:  # report precisely and go on with the other figures
-            import traceback
-
-            s3_reason = f"{type(e).__name__}: {e}"
-            log(f"  S3 read path FAILED: {s3_reason}\n{traceback.format_exc(limit=8)}")
-        finally:
-            for k, v in env.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        if s3:
-            prev = compare(s3, prev)
-
-    tried = {}
-    for name in args.variants:
-        with pipeline_variant(name):
-            tried[name] = tubelab_rate(base + [f"resources.decode_actors={wide}"], clips_per_video=cpv,
-                                       warmup=args.warmup, backend=args.backend, ray_shuffle=name == "rayshuffle",
-                                       label=f"what-if {name}, decode_actors={wide}")
-        prev = compare(tried[name], prev)
-
-    naive = None
-    if not args.skip_naive:
-        paths = naive_sources(home / "naive-sources", args.sources)
-        log(f"c) naive: torch DataLoader, {args.procs} workers, decord on {len(paths)} source files per item")
-        naive = naive_rate(paths, args.clips, warmup=4 * BATCH, workers=args.procs)  # no start-up to amortise
-        log(f"  {naive['clips_per_s']} clips/s over {naive['steady_clips']} clips")
-
-    consumer = consumer_cost()
-    bound_mean = float(np.mean([b["clips_per_s"] for b in bounds]))
+    best_actors = max(local, key=lambda a: (local[a]["bound_drift"] <= DRIFT_LIMIT, local[a]["vs_decode_bound"]))
     best = local[best_actors]
-    report: dict = {
-        "decode_bound_clips_per_s": round(bound_mean, 1),
+    return {
+        "decode_bound_clips_per_s": round(float(np.mean([b["clips_per_s"] for b in bench.bounds])), 1),
         "tubelab_local_clips_per_s": best["clips_per_s"],
         "tubelab_s3_clips_per_s": s3["clips_per_s"] if s3 else None,
         "naive_clips_per_s": naive["clips_per_s"] if naive else None,
         "ratio_tubelab_vs_decode_bound": best["vs_decode_bound"],
-        "ratio_reliable": best["bound_drift"] <= 0.15,  # the two bounds around it within 15%
+        "ratio_reliable": best["bound_drift"] <= DRIFT_LIMIT,  # the two bounds around it within 15%
         "ratio_tubelab_s3_vs_decode_bound": s3["vs_decode_bound"] if s3 else None,
         "ratio_tubelab_vs_naive": round(best["clips_per_s"] / naive["clips_per_s"], 2) if naive else None,
         "tubelab_local_decode_actors": best_actors,
         "tubelab_local": {str(a): r for a, r in local.items()},
         "tubelab_s3": s3 if s3 else {"reason": s3_reason},
-        "what_ifs": {name: {**r, "what": VARIANTS[name]} for name, r in tried.items()},
-        "decode_bound_runs": bounds,
+        "what_ifs": {name: {**r, "what": WHAT_IFS[name].what} for name, r in tried.items()},
+        "decode_bound_runs": bench.bounds,
         "decode_bound_one_reader_per_clip": per_clip,
         "consumer_cpu_ms_per_clip": consumer,
         "naive": naive,
@@ -651,34 +665,63 @@ def main(argv=None) -> dict:
         "settings": {
             "clips": args.clips, "warmup": args.warmup, "frames": FRAMES, "stride": STRIDE, "crop": CROP,
             "short_side": SHORT_SIDE, "batch_size": BATCH, "local_shuffle_buffer_size": 4 * BATCH,
-            "train_videos": videos, "clips_per_video": cpv,
-            "decode_backend": args.backend, "procs": args.procs, "prepare_overrides": base[1:], "shards": url,
-            "encode": manifest["encode"]},
+            "train_videos": len(bench.rows["video"]), "clips_per_video": bench.clips_per_video,
+            "decode_backend": args.backend, "procs": args.procs, "prepare_overrides": bench.base[1:],
+            "shards": bench.url, "encode": bench.manifest["encode"]},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
                     "load_average_before": load_before, "load_average_after": os.getloadavg()},
     }
 
-    def row(what, r, extra=""):
+
+def print_summary(report: dict, bench: Bench) -> None:
+    procs = bench.args.procs
+
+    def row(what, r):
         log(f"  {what:<34}{r['clips_per_s']:8.1f}   {r['vs_decode_bound']:.2f}x bound   start-up "
             f"{r['per_epoch_startup_s']:4.1f} s/epoch   decode actors used {r.get('decode_actor_cores')} of "
-            f"{os.cpu_count()} cores{extra}")
+            f"{os.cpu_count()} cores")
 
     log("\nclips/s (steady state; ratio to the decode bound measured right before and after each figure):")
-    log(f"  {'decode bound (%d procs)' % args.procs:<34}{bound_mean:8.1f}   "
-        f"(runs: {', '.join(str(b['clips_per_s']) for b in bounds)})")
-    for a, r in local.items():
-        row(f"tubelab local, decode_actors={a}" + (" (cfg)" if a == config_actors else ""), r)
-    if s3:
-        row(f"tubelab S3, decode_actors={wide}", s3)
+    log(f"  {'decode bound (%d procs)' % procs:<34}{report['decode_bound_clips_per_s']:8.1f}   "
+        f"(runs: {', '.join(str(b['clips_per_s']) for b in bench.bounds)})")
+    for a, r in report["tubelab_local"].items():
+        row(f"tubelab local, decode_actors={a}" + (" (cfg)" if int(a) == bench.config_actors else ""), r)
+    s3 = report["tubelab_s3"]
+    if "reason" in s3:
+        log(f"  {'tubelab S3':<34}    null   ({s3['reason']})")
     else:
-        log(f"  {'tubelab S3':<34}    null   ({s3_reason})")
-    for name, r in tried.items():
+        row(f"tubelab S3, decode_actors={s3['decode_actors']}", s3)
+    for name, r in report["what_ifs"].items():
         row(f"what-if {name}", r)
-    if naive:
-        log(f"  {'naive DataLoader (%d workers)' % args.procs:<34}{naive['clips_per_s']:8.1f}")
-    log(f"tubelab/decode-bound = {best['vs_decode_bound']:.2f} (target >= {TARGET_VS_BOUND}, "
-        f"decode_actors={best_actors})"
-        + (f"; tubelab/naive = {report['ratio_tubelab_vs_naive']:.1f} (target >= {TARGET_VS_NAIVE})" if naive else ""))
+    if report["naive"]:
+        log(f"  {'naive DataLoader (%d workers)' % procs:<34}{report['naive_clips_per_s']:8.1f}")
+    log(f"tubelab/decode-bound = {report['ratio_tubelab_vs_decode_bound']:.2f} (target >= {TARGET_VS_BOUND}, "
+        f"decode_actors={report['tubelab_local_decode_actors']})"
+        + (f"; tubelab/naive = {report['ratio_tubelab_vs_naive']:.1f} (target >= {TARGET_VS_NAIVE})"
+           if report["naive"] else ""))
+
+
+def main(argv=None) -> dict:
+    import ray
+
+    args = parse_args(argv)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # per-operator progress lines every few seconds
+    ray.data.DataContext.get_current().enable_progress_bars = False  # also while the data are prepared
+    bench = Bench.prepare(args)
+    load_before = os.getloadavg()
+    per_clip = bench.decode_bound(rows_per_video=1)
+    log(f"a') decode bound with one reader per clip (context): {per_clip['clips_per_s']} clips/s, "
+        f"{per_clip['cpu_ms_per_clip']} ms CPU per clip")
+    log("b) tubelab: shards -> Ray Data -> shuffled batches in the driver")
+    bench.bound()
+    local = measure_local(bench)
+    wide = max(local)  # S3 and the what-ifs: the setting that can use every core
+    s3, s3_reason = measure_s3(bench, wide)
+    tried = {name: bench.tubelab([f"resources.decode_actors={wide}"], f"what-if {name}, decode_actors={wide}",
+                                 WHAT_IFS[name]) for name in args.variants}
+    naive = None if args.skip_naive else measure_naive(bench)
+    report = build_report(bench, per_clip, local, s3, s3_reason, tried, naive, consumer_cost(), load_before)
+    print_summary(report, bench)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2, default=str))

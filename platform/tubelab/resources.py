@@ -117,9 +117,9 @@ def worker_env(res) -> dict[str, str]:
 
     Ray Data's Parquet reader starts RAY_DATA_PARQUET_FOOTER_NUM_ACTORS (default 32) FooterReader actors,
     each a new Python process, every time a split is read, which is every epoch. tubelab's shards are few
-    and bounded (a manifest lists them), so `resources.footer_reader_actors` of them suffice; on 2 cores
-    the default's process churn took a third of the SEVERE proxy's time (docs/benchmarks.md). A value
-    the user's environment (or a job's runtime env) sets wins.
+    and bounded (a manifest lists them), so `resources.footer_reader_actors` of them suffice; the
+    default's process churn dominates short runs on few cores (docs/benchmarks.md "Ray process churn").
+    A value the user's environment (or a job's runtime env) sets wins.
 
     MLflow credentials that config.load took out of a `tracking.uri` live only in this process's
     environment; a connected cluster's workers (trials, train rank 0) log to MLflow too, so they go

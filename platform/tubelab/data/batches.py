@@ -3,9 +3,10 @@
 A decode call emits every clip of two videos together (SEVERE: 10 per video), so a training batch must
 draw from a buffer of rows across many blocks. Ray Data's local shuffle buffer
 (`iter_torch_batches(local_shuffle_buffer_size=...)`) does that by concatenating and `take`-ing Arrow
-tensor columns: 0.235 ms of CPU per 600 KB clip in the consumer, 2x iterating the same blocks
-unshuffled (0.112). Here the buffer holds (block, row) references to the blocks' numpy columns, and a
-batch is one `np.stack` of rows drawn at random from it: 0.100 ms (jobs/benchmark_data.py, consumer_cost).
+tensor columns, which copies every clip (hundreds of KB each) more than once in the consumer. Here the
+buffer holds (block, row) references to the blocks' numpy columns, and a batch is one `np.stack` of
+rows drawn at random from it: one copy per clip, about what iterating the blocks unshuffled costs
+(figures: docs/benchmarks.md "Data pipeline", consumer CPU; jobs/benchmark_data.py consumer_cost).
 """
 
 from __future__ import annotations

@@ -155,8 +155,8 @@ class ClipDecoder:
         hashes = batch.get("sha256")
         for i, (video_id, data, n) in enumerate(zip(batch["video_id"], batch["video"], batch["num_frames"])):
             try:
-                # a flipped byte can still decode, into wrong pixels: the shard's hash catches it (sha256 runs at
-                # ~1.2 GB/s on this VM's core: under 1 ms for a 1 MB video, against tens of ms to decode its clip)
+                # a flipped byte can still decode, into wrong pixels: the shard's hash catches it (hashing the
+                # bytes is a small fraction of decoding them; docs/benchmarks.md "Data pipeline")
                 if hashes is not None and hashlib.sha256(data).hexdigest() != hashes[i]:
                     raise DecodeError("its bytes do not match the sha256 prepare recorded (a corrupted shard); "
                                       "run `tubelab prepare` again to rebuild the shards")

@@ -152,7 +152,8 @@ _local = threading.local()
 
 def _reformatter():
     """One libswscale context holder per thread, reused across readers: `frame.to_ndarray` builds a new
-    one per reader (with automatic threads), which cost ~15 ms per clip here, more than the decode."""
+    one per reader (with automatic threads), and setting that up cost more than decoding a short clip
+    (docs/benchmarks.md "Data pipeline")."""
     r = getattr(_local, "reformatter", None)
     if r is None:
         from av.video.reformatter import VideoReformatter

@@ -12,18 +12,46 @@ from tubelab.data import shards, storage
 from tubelab.data.decode import ClipDecoder
 from tubelab.resources import placement
 
-# Decoded clips are ~100x larger than their mp4 bytes. With Ray Data's default 128 MiB target block,
-# a decode actor buffers a whole epoch of a small dataset before emitting anything, and training
+# Decoded clips are raw pixels, far larger than their mp4 bytes. With Ray Data's default 128 MiB target
+# block, a decode actor buffers a whole epoch of a small dataset before emitting anything, and training
 # waits for all of it; small blocks stream clips to the trainer as they are decoded.
 DECODED_BLOCK_BYTES = 8 * 1024 * 1024
 VIDEOS_PER_BLOCK = 8
 # A decode call pauses once this many of its output blocks wait for the driver's executor to take them.
-# With Ray's default of 2 (a call yields ~two 8 MiB blocks) two decode actors used 0.56-0.60 of their
-# 2 cores; with 16, 1.13-1.24 (jobs/benchmark_data.py --try gen2). Ray 2.60 exposes it only as a
-# private DataContext field.
+# A call yields only a couple of blocks (two videos' clips), so Ray's default of 2 leaves the decode
+# actors idle whenever the executor is a little late; a deeper buffer keeps them decoding (figures:
+# docs/benchmarks.md "Data pipeline", what-if gen2). Ray 2.60 exposes it only as a private DataContext
+# field.
 OUTPUT_BLOCKS_BUFFERED = 16
 # The shard columns a decode actor reads.
 DECODE_COLUMNS = ["video_id", "label", "labels", "count", "num_frames", "sha256", "video"]
+
+
+_data_context_configured = False
+
+
+def configure_data_context(output_blocks_buffered: int = OUTPUT_BLOCKS_BUFFERED,
+                           progress_bars: bool | None = None) -> None:
+    """Set this process's Ray DataContext for decoded-clip datasets: small blocks, the decode actors'
+    output buffer, progress bars (None: only in a terminal).
+
+    Why here, and once: a read copies the process's current DataContext into the Dataset it creates,
+    and every dataset derived from it (the decode stage included) shares that copy; so the settings
+    must be in place before the first read of a process. The first read_videos / clip_dataset call
+    applies them (not init_ray: datasets are also built in processes that never call it, e.g. a Tune
+    trial, and resources sits below data). After that they are left alone, so a caller can set other
+    values for its later datasets (the data benchmark's what-ifs call this with other arguments)
+    without every clip_dataset call putting them back.
+    """
+    global _data_context_configured
+    ctx = ray.data.DataContext.get_current()
+    ctx.target_max_block_size = DECODED_BLOCK_BYTES
+    ctx._max_num_blocks_in_streaming_gen_buffer = output_blocks_buffered
+    # One progress bar per dataset in a terminal; none in logs (per-operator bars re-printed every
+    # epoch make a long run's log mostly progress lines).
+    ctx.enable_operator_progress_bars = False
+    ctx.enable_progress_bars = sys.stdout.isatty() if progress_bars is None else progress_bars
+    _data_context_configured = True
 
 
 def shard_url(cfg, dataset_name: str) -> str:
@@ -103,33 +131,44 @@ def split_rows(cfg, dataset_name: str, split: str) -> list[dict]:
                              endpoint).to_pylist()
 
 
+def read_videos(cfg, dataset_name: str, split: str) -> ray.data.Dataset:
+    """The split's shard rows (DECODE_COLUMNS, the video bytes included) as a lazy Ray Dataset.
+
+    clip_dataset reads them like this on every call (every epoch); a caller that wants them read once
+    per run can `materialize()` this and pass it to clip_dataset as `videos`."""
+    url = shard_url(cfg, dataset_name)
+    manifest = shards.read_manifest(url, cfg.storage.get("endpoint_url"))
+    return _read_rows(cfg, url, shards.shard_paths(manifest, url, split))
+
+
+def _read_rows(cfg, url: str, paths: list[str]) -> ray.data.Dataset:
+    if not _data_context_configured:  # the read copies the DataContext; every dataset derived from it shares it
+        configure_data_context()
+    fs, _ = storage.filesystem(url, cfg.storage.get("endpoint_url"))
+    return ray.data.read_parquet(
+        paths,
+        filesystem=None if storage.is_local(url) else fs,
+        num_cpus=cfg.resources.read_task_cpus,
+    ).select_columns(DECODE_COLUMNS)
+
+
 def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_per_row: int = 1, seed: int,
-                 video_ids: list[str] | None = None, failures=None) -> tuple[ray.data.Dataset, dict]:
+                 video_ids: list[str] | None = None, failures=None,
+                 videos: ray.data.Dataset | None = None) -> tuple[ray.data.Dataset, dict]:
     """A Ray Dataset of decoded clips for one split, and the shards' manifest.
 
     Train mode yields `clip.clips_per_video` rows per video per epoch; eval mode one row per video with
     `clip.eval_clips` clips. `video_ids` restricts the split (budgets); `failures` is a FailureLog
     actor that receives the videos that cannot be decoded (they are skipped, never replaced).
+    `videos`: the split's rows from read_videos (e.g. materialized once per run) instead of reading
+    the shards again.
     """
     url = shard_url(cfg, dataset_name)
-    endpoint = cfg.storage.get("endpoint_url")
-    manifest = shards.read_manifest(url, endpoint)
+    manifest = shards.read_manifest(url, cfg.storage.get("endpoint_url"))
     paths = shards.shard_paths(manifest, url, split)  # names the available splits if `split` is wrong
     check_clip_fits(manifest, clip, split)
-    fs, _ = storage.filesystem(url, endpoint)
+    ds = _read_rows(cfg, url, paths) if videos is None else videos
     res = cfg.resources
-    ctx = ray.data.DataContext.get_current()
-    ctx.target_max_block_size = DECODED_BLOCK_BYTES
-    ctx._max_num_blocks_in_streaming_gen_buffer = OUTPUT_BLOCKS_BUFFERED
-    # One progress bar per dataset in a terminal; none in logs (per-operator bars re-printed every
-    # epoch made a 20-minute run's log 70 MB).
-    ctx.enable_operator_progress_bars = False
-    ctx.enable_progress_bars = sys.stdout.isatty()
-    ds = ray.data.read_parquet(
-        paths,
-        filesystem=None if storage.is_local(url) else fs,
-        num_cpus=res.read_task_cpus,
-    ).select_columns(DECODE_COLUMNS)
     if video_ids is not None:
         ds = ds.filter(expr=col("video_id").is_in(list(video_ids)))
     # The Parquet reader hands a small split over as one block, and one block means one decode task on

@@ -62,3 +62,35 @@ def test_clip_checks():
         check_clip_fits(MANIFEST, clip(eval_clips=0), "train")
     with pytest.raises(ValueError, match="clip.strides must be a non-empty list"):
         check_clip_fits(MANIFEST, clip(strides=[]), "train")
+
+
+class _Read:
+    def select_columns(self, columns):
+        return self
+
+
+def test_data_context_is_set_once_before_the_first_read(monkeypatch, tmp_path):
+    """The first read of a process applies tubelab's DataContext; a caller's later values are not put back."""
+    import ray
+
+    from tubelab.data import pipeline
+
+    ctx = ray.data.DataContext()
+    monkeypatch.setattr(ray.data.DataContext, "get_current", staticmethod(lambda: ctx))
+    monkeypatch.setattr(pipeline, "_data_context_configured", False)
+    seen = []
+
+    def read_parquet(paths, **kwargs):  # what a Dataset would copy: the context at read time
+        seen.append((ctx.target_max_block_size, ctx._max_num_blocks_in_streaming_gen_buffer))
+        return _Read()
+
+    monkeypatch.setattr(ray.data, "read_parquet", read_parquet)
+    monkeypatch.setattr(pipeline.shards, "read_manifest", lambda url, endpoint=None: {})
+    monkeypatch.setattr(pipeline.shards, "shard_paths", lambda manifest, url, split: [f"{url}/{split}-0.parquet"])
+    cfg = OmegaConf.create({"storage": {"url": str(tmp_path)}, "resources": {"read_task_cpus": 1}})
+    pipeline.read_videos(cfg, "d", "train")
+    assert seen == [(pipeline.DECODED_BLOCK_BYTES, pipeline.OUTPUT_BLOCKS_BUFFERED)]
+    assert ctx.enable_operator_progress_bars is False
+    pipeline.configure_data_context(output_blocks_buffered=2, progress_bars=False)
+    pipeline.read_videos(cfg, "d", "train")
+    assert seen[-1] == (pipeline.DECODED_BLOCK_BYTES, 2) and ctx.enable_progress_bars is False
