@@ -5,8 +5,9 @@
 CPU: the tiny model on the synthetic shards (2 train workers, 1 decode actor: the embedded default).
 GPU (when CUDA is present): R(2+1)D-18, 16x112x112, bf16, one GPU worker, decode actors on the
 remaining CPUs; also reports model FLOPs utilisation. Both runs are the production pretraining loop
-(`tubelab.training.pretrain`); the baseline only swaps the shard iterator for random uint8 clips of
-the same shape (pretrain.in_memory_input). Steady state = the last epoch.
+(`tubelab.training.pretrain`); the baseline only swaps the batch source, the shard iterator, for random
+uint8 clips of the same shape (`run_pretrain(..., batch_source=in_memory_batches)`). Steady state =
+the last epoch.
 """
 
 import argparse
@@ -47,11 +48,19 @@ def forward_flops(cfg) -> float:
     return float(counter.get_total_flops())
 
 
-def measure(overrides: list[str], label: str) -> dict:
+def in_memory_batches(*, batch_size: int, clip_shape: tuple, steps: int, rank: int, epoch: int):
+    """The baseline's batch source: random uint8 clips shaped like the pipeline's, already in memory."""
+    clips = torch.randint(0, 256, (batch_size, *clip_shape), dtype=torch.uint8)
+    keys = torch.arange(batch_size) + rank * batch_size
+    for _ in range(steps):
+        yield {"clip": clips, "video_key": keys}
+
+
+def measure(overrides: list[str], label: str, batch_source=None) -> dict:
     cfg = config.load("pretrain", overrides)
     ensure_shards(cfg, cfg.dataset.name)
     resources.init_ray(cfg.resources)
-    result = run_pretrain(cfg, name=f"bench-{label}-{time.strftime('%Y%m%d-%H%M%S')}")
+    result = run_pretrain(cfg, name=f"bench-{label}-{time.strftime('%Y%m%d-%H%M%S')}", batch_source=batch_source)
     m = result.metrics
     print(f"{label}: {m['clips_per_s']:.1f} clips/s (data-wait {m['data_wait_fraction']:.2f}), last epoch")
     return m
@@ -69,7 +78,7 @@ def main() -> None:
         decode = max(int((os.cpu_count() or 2) - 3), 1)
         base += [f"resources.decode_actors={decode}"]
     pipeline = measure(base, "pipeline")
-    memory = measure([*base, "pretrain.in_memory_input=true"], "in-memory")
+    memory = measure(base, "in-memory", batch_source=in_memory_batches)
     cfg = config.load("pretrain", base)
     out = {
         "device": torch.cuda.get_device_name(0) if on_gpu else f"cpu ({os.cpu_count()} cores)",

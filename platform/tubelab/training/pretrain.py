@@ -7,6 +7,7 @@ shard, lr schedule, checkpoints and per-epoch metrics.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 
 import ray.train
 import torch
@@ -25,12 +26,10 @@ from tubelab.tubelets.pairs import make_pair
 PRETRAIN_NUM_CLASSES = 1  # the classifier is dropped for pretraining; the backbone is what is saved
 
 
-def in_memory_batches(batch_size: int, shape: tuple, n: int, rank: int):
-    """Random uint8 clips shaped like the pipeline's, already in memory (the data-stall baseline)."""
-    clips = torch.randint(0, 256, (batch_size, *shape), dtype=torch.uint8)
-    keys = torch.arange(batch_size) + rank * batch_size
-    for _ in range(n):
-        yield {"clip": clips, "video_key": keys}
+# A caller's replacement for the data shard: batch_source(batch_size=, clip_shape=, steps=, rank=, epoch=)
+# returns one epoch of batches {"clip": uint8 (B, *clip_shape), "video_key": int64 (B,)}. The benchmark's
+# in-memory baseline (jobs/benchmark_train.py) passes one; it is not part of a recipe.
+BatchSource = Callable[..., Iterable[dict]]
 
 
 def pretrain_loop(config: dict) -> None:
@@ -56,7 +55,7 @@ def pretrain_loop(config: dict) -> None:
     logger = common.RankZeroLogger(cfg, config.get("run_id"), "pretrain", rank)
     generator = torch.Generator(device=device).manual_seed(common.worker_seed(cfg.seed, rank))
     shard = ray.train.get_dataset_shard("train")
-    shape = config["clip_shape"]  # (clips per row, T, H, W, 3)
+    batch_source = config.get("batch_source")
     last = p.stop_epoch or p.epochs
     for epoch in range(start, last):
         lr = common.cosine_lr(base_lr, epoch / p.epochs)
@@ -64,10 +63,11 @@ def pretrain_loop(config: dict) -> None:
             group["lr"] = lr
         model.train()
         timer, loss_sum, acc_sum, n_steps = common.EpochTimer(), 0.0, 0.0, 0
-        if p.in_memory_input:  # the benchmark's baseline: the same steps with no data pipeline
-            batches = in_memory_batches(p.batch_size, shape, config["steps_per_epoch"], rank)
-        else:
+        if batch_source is None:
             batches = common.train_batches(shard, p.batch_size, cfg.seed, rank, epoch)
+        else:  # the same steps fed by the caller's source (clip_shape: clips per row, T, H, W, 3)
+            batches = batch_source(batch_size=p.batch_size, clip_shape=config["clip_shape"],
+                                   steps=config["steps_per_epoch"], rank=rank, epoch=epoch)
         for batch in timer.batches(batches):
             clips = steps.to_model_input(batch["clip"], device)  # (B, K, 3, T, H, W)
             query, key, _ = make_pair(clips, batch["video_key"].to(device), cfg.tubelet, generator)
@@ -113,8 +113,12 @@ def check_pretrain_config(cfg, videos: int) -> None:
         raise ValueError(f"pretrain.stop_epoch={p.stop_epoch} must be in 1..pretrain.epochs ({p.epochs})")
 
 
-def run_pretrain(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
-    """Fit one pretraining run; rerunning with the same name resumes from its last checkpoint."""
+def run_pretrain(cfg, name: str, run_id: str | None = None, *,
+                 batch_source: BatchSource | None = None) -> ray.train.Result:
+    """Fit one pretraining run; rerunning with the same name resumes from its last checkpoint.
+
+    `batch_source` (see BatchSource) replaces the data shard as the loop's batches; the dataset is
+    still built and handed to the trainer, so everything else is the same run."""
     p = cfg.pretrain
     ids = None
     if p.data_fraction < 1:
@@ -136,7 +140,8 @@ def run_pretrain(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
         train_loop_config=common.loop_config(
             cfg, run_id=run_id, failure_log=failure_log, videos=videos,
             clip_shape=(clips_per_row, p.clip.frames, p.clip.crop, p.clip.crop, 3),
-            steps_per_epoch=videos * p.clip.clips_per_video // (p.batch_size * cfg.resources.train_workers)),
+            steps_per_epoch=videos * p.clip.clips_per_video // (p.batch_size * cfg.resources.train_workers),
+            batch_source=batch_source),
         scaling_config=common.scaling_config(cfg.resources),
         run_config=common.run_config(cfg, name, num_to_keep=p.num_to_keep),
         datasets={"train": ds},
