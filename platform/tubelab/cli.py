@@ -151,6 +151,7 @@ def cmd_sweep(overrides, resume=False):
     outcome = run_sweep(overrides, resume=resume)
     plan, base = outcome.plan, outcome.plan.base
     report = sweep_report.build(base, outcome.parent_run_id)
+    sweep_report.publish(base, outcome.parent_run_id, report)
     print(f"\n{plan.name} ({base.ablation.description})\n\n{report.markdown}")
     print(f"MLflow: parent run {outcome.parent_run_id} in {mlflow_runs.tracking_uri(base)} (`tubelab ui` to browse)")
     failed = len(plan.trials) - report.finished

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -41,6 +41,10 @@ class SweepReport:
     table: list[dict]
     finished: int
     reused: int
+    axes: list[str] = field(default_factory=list)
+    scores: list[str] = field(default_factory=list)
+    with_paper: bool = False
+    title: str = ""
 
 
 def benchmark_id(score: str) -> str:
@@ -228,7 +232,7 @@ def plot(table: list[dict], axes: list[str], scores: list[str], with_paper: bool
 
 
 def build(cfg, parent_run_id: str) -> SweepReport:
-    """Rebuild the report of one sweep from MLflow and log it (results.md/.csv/.png) to its parent run."""
+    """Rebuild the report of one sweep from MLflow; reads only (publish() logs it)."""
     client, exp = mlflow_runs.client(cfg), mlflow_runs.experiment_id(cfg)
     parent = client.get_run(parent_run_id)
     rows, axes, scores, reused, runs = sweep_rows(client, exp, parent_run_id)
@@ -243,12 +247,18 @@ def build(cfg, parent_run_id: str) -> SweepReport:
     summary = (f"{len(rows)} finished trial(s), {reused} reused from earlier sweeps"
                + (f"; paper: {source}" if with_paper and source else ""))
     if not table:
-        markdown = f"### {title}\n\nno finished trials yet\n"
-        return SweepReport(markdown, "", table, 0, 0)
+        return SweepReport(f"### {title}\n\nno finished trials yet\n", "", table, 0, 0)
     markdown = to_markdown(table, axes, scores, with_paper, title) + f"\n{summary}\n"
-    csv = to_csv(table, axes, scores, with_paper)
-    mlflow_runs.log_text(cfg, parent_run_id, markdown, "results.md")
-    mlflow_runs.log_text(cfg, parent_run_id, csv, "results.csv")
+    return SweepReport(markdown, to_csv(table, axes, scores, with_paper), table, len(rows), reused,
+                       axes, scores, with_paper, title)
+
+
+def publish(cfg, parent_run_id: str, report: SweepReport) -> None:
+    """The report as results.md, results.csv and results.png artifacts of the sweep's parent run."""
+    if not report.table:
+        return
+    mlflow_runs.log_text(cfg, parent_run_id, report.markdown, "results.md")
+    mlflow_runs.log_text(cfg, parent_run_id, report.csv, "results.csv")
     with tempfile.TemporaryDirectory() as d:
-        mlflow_runs.log_artifact(cfg, parent_run_id, plot(table, axes, scores, with_paper, Path(d) / "results.png", title))
-    return SweepReport(markdown, csv, table, len(rows), reused)
+        path = plot(report.table, report.axes, report.scores, report.with_paper, Path(d) / "results.png", report.title)
+        mlflow_runs.log_artifact(cfg, parent_run_id, path)

@@ -43,6 +43,9 @@ def test_predictions_round_trip_and_make_the_sweep_report_say_how_sure_it_is(tmp
     assert load_predictions(client, parent) is None  # a run without predictions
 
     report = sweep_report.build(cfg, parent)
+    assert "results.md" not in {a.path for a in client.list_artifacts(parent)}  # a report only reads
+    sweep_report.publish(cfg, parent, report)
+    assert {"results.md", "results.csv", "results.png"} <= {a.path for a in client.list_artifacts(parent)}
     rows = {r["tubelet"]: r for r in report.table}
     s = "synthetic/top1"
     assert rows["no_motion"][f"{s}_lo"] < 100 * base.mean() < rows["no_motion"][f"{s}_hi"]
