@@ -46,6 +46,10 @@ def test_table_has_the_eight_settings_and_the_mean(severe):
     ours = next(line for line in stdout.splitlines() if line.startswith("| random-init |"))
     cells = [c.strip() for c in ours.strip("|").split("|")]
     assert len(cells) == 1 + len(SETTINGS) + 1 and "n/a" not in cells
+    # each cell is "score [low, high]": the 95 % interval from the setting's per-video predictions
+    parsed = [[float(x) for x in c.replace("[", "").replace("]", "").replace(",", "").split()] for c in cells[1:]]
+    assert all(len(p) == 3 and p[1] <= p[0] <= p[2] for p in parsed), cells
+    cells = [cells[0]] + [str(p[0]) for p in parsed]
     scores = dict(zip(SETTINGS, map(float, cells[1:-1])))
     assert all(0 <= v <= 100 for k, v in scores.items() if k != "ucf_rc") and scores["ucf_rc"] >= 0
     expected_mean = sum((1 - v) * 100 if k == "ucf_rc" else v for k, v in scores.items()) / 8

@@ -19,6 +19,8 @@ from mlflow.tracking import MlflowClient
 from services import stop_group
 from tiny import tiny_sweep
 
+from tubelab.data.synthetic import CLASSES
+
 pytestmark = pytest.mark.slow
 
 SMALL = [
@@ -68,9 +70,13 @@ def test_sweep_prints_one_row_per_grid_point(sweep):
     _, stdout, _, _ = sweep
     lines = [line for line in stdout.splitlines() if line.startswith("|")]
     assert lines[0] == "| tubelet | synthetic/top1 |"
-    rows = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in lines[2:]}
-    assert set(rows) == {"no_motion", "default"}
-    assert all(0.0 <= v <= 100.0 for v in rows.values())
+    cells = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in lines[2:5]}
+    assert set(cells) == {"no_motion", "default", "*chance*"}
+    assert float(cells.pop("*chance*")) == 100 / len(CLASSES)  # one test video per class: majority = 1 in N
+    for cell in cells.values():  # "score [low, high]": the 95 % interval from the per-video predictions
+        score, low, high = (float(x) for x in cell.replace("[", "").replace("]", "").replace(",", "").split())
+        assert 0.0 <= low <= score <= high <= 100.0
+    assert any(line.startswith("| default |") and "[" in line for line in lines[5:])  # the paired difference
 
 
 def test_parent_and_child_runs_with_params_and_metrics(sweep):
