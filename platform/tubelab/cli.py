@@ -95,7 +95,6 @@ def previous_pretrain(cfg, params: dict) -> bool:
     """A rerun of `pretrain name=X`: True (after one line saying so) when run X already finished under this
     very config and its checkpoint is there, so nothing is started; a run that resumes under a changed
     config gets a warning naming the changed keys (compared with the params X recorded in MLflow)."""
-    from tubelab.config import CHECKPOINT_FILE
     from tubelab.data import storage
     from tubelab.tracking import mlflow_runs
 
@@ -104,12 +103,11 @@ def previous_pretrain(cfg, params: dict) -> bool:
         return False
     changed = mlflow_runs.changed_params(run, params)
     uri = run.data.tags.get("checkpoint_uri")
-    if run.info.status == "FINISHED" and not changed and uri:
-        fs, path = storage.filesystem(storage.join(uri, CHECKPOINT_FILE), cfg.storage.get("endpoint_url"))
-        if fs.exists(path):
-            print(f"pretraining run {cfg.name!r} already finished with this config (MLflow run {run.info.run_id}); "
-                  f"checkpoint: {uri}")
-            return True
+    finished = run.info.status == "FINISHED" and not changed and uri
+    if finished and storage.has_checkpoint(uri, cfg.storage.get("endpoint_url")):
+        print(f"pretraining run {cfg.name!r} already finished with this config (MLflow run {run.info.run_id}); "
+              f"checkpoint: {uri}")
+        return True
     changed.pop("pretrain.stop_epoch", None)  # stopping early and continuing later is what it is for
     if changed:
         keys = ", ".join(f"{k} ({old} -> {new})" for k, (old, new) in changed.items())

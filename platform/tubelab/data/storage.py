@@ -84,17 +84,22 @@ def write_bytes_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) ->
             f.write(data)
 
 
+def has_checkpoint(uri: str, endpoint_url: str | None = None) -> bool:
+    """True if the checkpoint directory `uri` holds checkpoint.pt."""
+    fs, path = filesystem(join(str(uri), CHECKPOINT_FILE), endpoint_url)
+    return fs.exists(path)
+
+
 def check_checkpoint(cfg) -> None:
     """A given `cfg.checkpoint` must hold checkpoint.pt, checked before Ray starts: a wrong path is a user
     error (one line), not a fault for Ray Train to retry in its workers."""
     uri = cfg.get("checkpoint")
     if not uri or uri == RANDOM_INIT:
         return
-    fs, path = filesystem(join(str(uri), CHECKPOINT_FILE), cfg.storage.get("endpoint_url"))
-    if fs.exists(path):
+    if has_checkpoint(uri, cfg.storage.get("endpoint_url")):
         return
     problem = f"has no {CHECKPOINT_FILE}"
-    if is_local(str(uri)) and not fs.exists(resolve(str(uri))):
+    if is_local(str(uri)) and not Path(resolve(str(uri))).exists():
         problem = "does not exist"
     raise ConfigError(f"checkpoint={uri} {problem}; pass the directory a pretraining run reported (the `checkpoint:` "
                       f"line of `tubelab pretrain`, or its MLflow `checkpoint_uri` tag)")

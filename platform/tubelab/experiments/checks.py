@@ -11,6 +11,7 @@ from tubelab.data.pipeline import check_splits, shard_url
 from tubelab.data.storage import check_checkpoint
 from tubelab.experiments.plan import SweepPlan
 
+
 def check_clips(plan: SweepPlan) -> None:
     """Every trial's clips must fit the shards it reads (frames, crop), checked before Ray starts."""
     for t in plan.trials:
