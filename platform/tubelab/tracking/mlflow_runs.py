@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from tubelab.config import ConfigError, flatten
 from tubelab.data import storage
+from tubelab.tracking import moved_home
 
 PARENT_TAG = "mlflow.parentRunId"
 MAX_PARAM_LENGTH = 6000
@@ -39,7 +40,7 @@ def artifact_root(cfg) -> str | None:
     """Local store: artifacts beside the sqlite file (MLflow's default would be ./mlruns in the cwd)."""
     if cfg.tracking.uri:
         return None
-    return (Path(storage.resolve(cfg.home)) / "mlartifacts").as_uri()
+    return (Path(storage.resolve(cfg.home)) / moved_home.ARTIFACTS).as_uri()
 
 
 def redact(uri: str) -> str:
@@ -63,8 +64,18 @@ def check_reachable(cfg, timeout: float = 5.0) -> None:
                           f"tracking=local") from None
 
 
+_checked_homes: set[str] = set()
+
+
 def client(cfg) -> MlflowClient:
-    return MlflowClient(tracking_uri=tracking_uri(cfg))
+    """The MLflow client; the first one in a process for a local store first points a moved or copied
+    home's store at where it is now (moved_home)."""
+    uri = tracking_uri(cfg)
+    if not cfg.tracking.uri and uri not in _checked_homes:
+        home = storage.resolve(cfg.home)
+        moved_home.relocate(Path(home) / "mlflow.db", home)
+        _checked_homes.add(uri)
+    return MlflowClient(tracking_uri=uri)
 
 
 def experiment_id(cfg) -> str:
@@ -73,7 +84,8 @@ def experiment_id(cfg) -> str:
     if exp is not None:
         return exp.experiment_id
     try:
-        return c.create_experiment(cfg.tracking.experiment, artifact_location=artifact_root(cfg))
+        tags = None if cfg.tracking.uri else {moved_home.HOME_TAG: storage.resolve(cfg.home)}
+        return c.create_experiment(cfg.tracking.experiment, artifact_location=artifact_root(cfg), tags=tags)
     except mlflow.exceptions.MlflowException:  # created concurrently by another process
         return c.get_experiment_by_name(cfg.tracking.experiment).experiment_id
 
