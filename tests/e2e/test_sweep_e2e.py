@@ -3,7 +3,8 @@
 One small sweep (2 grid points, each: Ray Train pretraining with 2 workers -> fine-tune -> score) is
 run once per module through the real CLI, interrupted after its first trial and finished with
 `--resume`; the tests then read what it left behind: the printed table, the MLflow parent and child
-runs with params, metrics and artifacts, `tubelab report`, and a second sweep that reuses the trials.
+runs with params, metrics and artifacts, `tubelab report`, a second sweep that reuses the trials, and
+a third that trains them again and must print the same table.
 """
 
 import os
@@ -153,6 +154,19 @@ def test_a_second_sweep_reuses_finished_trials_instead_of_rerunning_them(sweep):
     table = sorted(line for line in again.stdout.splitlines() if line.startswith("| no_motion") or line.startswith("| default"))
     assert table == sorted(line for line in stdout.splitlines() if line.startswith("| no_motion") or line.startswith("| default"))
     assert "2 finished trial(s), 2 reused from earlier sweeps" in again.stdout
+
+
+def test_a_rerun_with_the_same_seed_prints_the_same_table(sweep):
+    """Deterministic on CPU (the default): training both trials again, uninterrupted, gives the interrupted
+    and resumed sweep's scores and intervals exactly."""
+    home, stdout, _, _ = sweep
+    rerun = tubelab(home, "sweep", *[o for o in SMALL if not o.startswith("name=")], "name=e2e-rerun", "reuse=false")
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "2 to run, 0 reused from earlier sweeps" in rerun.stdout
+
+    def rows(out):
+        return sorted(line for line in out.splitlines() if line.startswith(("| no_motion", "| default")))
+    assert len(rows(stdout)) == 3 and rows(rerun.stdout) == rows(stdout)  # 2 scores, 1 paired difference
 
 
 def test_the_interrupted_sweep_resumed_only_its_unfinished_trial(sweep):

@@ -21,6 +21,11 @@ def video_key(video_id: str) -> int:
     return int(hashlib.sha256(video_id.encode()).hexdigest()[:15], 16)
 
 
+def clip_rng(seed: int, epoch: int, key: int) -> np.random.Generator:
+    """The random stream of one video's training clips in one epoch (key: video_key)."""
+    return np.random.default_rng([seed, epoch, key])
+
+
 def sample_indices(num_frames: int, frames: int, stride: int, rng: np.random.Generator | None,
                    jitter: bool = False) -> np.ndarray:
     """`frames` indices `stride` apart: a random start (rng given) or the centred clip (rng None).
@@ -90,12 +95,16 @@ class ClipDecoder:
     centred clip) at the first stride, centre crop, no flip.
     Targets: "label" (int64; -1 where the task has none), "multi_hot" (float32, num_classes) for
     multi-label data, "count" (float32, NaN where absent).
+
+    The random draws of a video's clips come from clip_rng(seed, epoch, video): the same clips whichever
+    actor decodes the video and whatever it decoded before, so a rerun with the same seed sees the same
+    data. `epochs` is the run's EpochClock (data.epoch_clock); without one, `self.epoch` (default 0) is used.
     """
 
     def __init__(self, frames: int, strides: list[int], crop: int, clips_per_row: int = 1,
                  rows_per_video: int = 1, flip: bool = False, mode: str = "train", seed: int = 0,
                  jitter: bool = False, eval_clips: int = 1, num_classes: int = 0, backend: str = "decord",
-                 resized_crop: tuple[float, float] | None = None, failures=None):
+                 resized_crop: tuple[float, float] | None = None, failures=None, epochs=None):
         if mode not in ("train", "eval"):
             raise ValueError(f"ClipDecoder mode must be 'train' or 'eval', got {mode!r}")
         self.frames, self.strides, self.crop, self.flip, self.jitter = frames, list(strides), crop, flip, jitter
@@ -103,12 +112,10 @@ class ClipDecoder:
         self.resized_crop = tuple(resized_crop) if resized_crop else None
         self.clips_per_row = clips_per_row if mode == "train" else eval_clips
         self.rows_per_video = rows_per_video if mode == "train" else 1
-        # Each actor gets its own stream; the seed is recorded in the run's params.
-        self.rng = np.random.default_rng([seed, id(self)]) if mode == "train" else None
+        self.seed, self.epochs, self.epoch = seed, epochs, 0
 
-    def indices(self, num_frames: int) -> list[np.ndarray]:
-        """Frame indices of the clips of one output row."""
-        rng = self.rng
+    def indices(self, num_frames: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+        """Frame indices of the clips of one output row (rng None: eval mode's evenly spread clips)."""
         if rng is None:
             stride = self.strides[0]
             starts = uniform_starts(num_frames, self.frames, stride, self.clips_per_row)
@@ -116,23 +123,24 @@ class ClipDecoder:
         return [sample_indices(num_frames, self.frames, int(rng.choice(self.strides)), rng, self.jitter)
                 for _ in range(self.clips_per_row)]
 
-    def decode_video(self, data: bytes, num_frames: int, out: np.ndarray) -> None:
+    def decode_video(self, data: bytes, num_frames: int, out: np.ndarray, rng: np.random.Generator | None) -> None:
         """Write the `rows_per_video` output rows of one video into `out` (rows, clips_per_row, T, crop, crop, 3).
 
         All clips of the video come from ONE reader decoding the union of their frames once, in order:
         SEVERE's 10 random clips per video per epoch overlap, and one pass over them costs a fraction of
         ten separate seeks and decodes (measured: jobs/benchmark_data.py).
         """
-        indices = np.array([self.indices(num_frames) for _ in range(self.rows_per_video)])  # (rows, clips, T)
+        indices = np.array([self.indices(num_frames, rng) for _ in range(self.rows_per_video)])  # (rows, clips, T)
         wanted, where = np.unique(indices, return_inverse=True)
         frames = read_frames(data, wanted, self.backend)
         where = where.reshape(indices.shape)  # each index's position in `frames`
         for r, k in np.ndindex(*indices.shape[:2]):
-            self.crop_clip(frames, where[r, k], out[r, k])
+            self.crop_clip(frames, where[r, k], out[r, k], rng)
 
-    def crop_clip(self, frames: np.ndarray, positions: np.ndarray, out: np.ndarray) -> None:
+    def crop_clip(self, frames: np.ndarray, positions: np.ndarray, out: np.ndarray,
+                  rng: np.random.Generator | None) -> None:
         """One clip into `out`: `frames[positions]` cropped (random, resized or centred), maybe flipped."""
-        rng, height, width = self.rng, frames.shape[1], frames.shape[2]
+        height, width = frames.shape[1], frames.shape[2]
         resized = rng is not None and self.resized_crop
         if resized:
             y, x, h, w = resized_crop_box(height, width, self.resized_crop, rng)
@@ -153,6 +161,13 @@ class ClipDecoder:
                          np.uint8)
         keep = []
         hashes = batch.get("sha256")
+        keys = [video_key(v) for v in batch["video_id"]]
+        train = self.mode == "train"
+        epoch = self.epoch
+        if train and self.epochs is not None:
+            import ray  # here, not at the top: the decoder also runs where Ray is not installed (jobs/gpu_check.py)
+
+            epoch = ray.get(self.epochs.now.remote())
         for i, (video_id, data, n) in enumerate(zip(batch["video_id"], batch["video"], batch["num_frames"])):
             try:
                 # a flipped byte can still decode, into wrong pixels: the shard's hash catches it (hashing the
@@ -160,7 +175,8 @@ class ClipDecoder:
                 if hashes is not None and hashlib.sha256(data).hexdigest() != hashes[i]:
                     raise DecodeError("its bytes do not match the sha256 prepare recorded (a corrupted shard); "
                                       "run `tubelab prepare` again to rebuild the shards")
-                self.decode_video(data, int(n), clips[len(keep):len(keep) + per])
+                rng = clip_rng(self.seed, epoch, keys[i]) if train else None
+                self.decode_video(data, int(n), clips[len(keep):len(keep) + per], rng)
                 keep += [i] * per
             except DecodeError as e:
                 if self.failures is None:
@@ -170,7 +186,7 @@ class ClipDecoder:
         out = {
             "clip": clips[:len(keep)],
             "label": batch["label"].astype(np.int64)[keep],
-            "video_key": np.array([video_key(v) for v in batch["video_id"]], dtype=np.int64)[keep],
+            "video_key": np.array(keys, dtype=np.int64)[keep],
         }
         if self.num_classes and "labels" in batch:
             hot = np.zeros((len(batch["labels"]), self.num_classes), np.float32)

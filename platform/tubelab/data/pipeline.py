@@ -153,13 +153,16 @@ def _read_rows(cfg, url: str, paths: list[str]) -> ray.data.Dataset:
 
 
 def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_per_row: int = 1, seed: int,
-                 video_ids: list[str] | None = None, failures=None,
-                 videos: ray.data.Dataset | None = None) -> tuple[ray.data.Dataset, dict]:
+                 video_ids: list[str] | None = None, failures=None, epochs=None,
+                 videos: ray.data.Dataset | None = None, deterministic: bool = False) -> tuple[ray.data.Dataset, dict]:
     """A Ray Dataset of decoded clips for one split, and the shards' manifest.
 
     Train mode yields `clip.clips_per_video` rows per video per epoch; eval mode one row per video with
     `clip.eval_clips` clips. `video_ids` restricts the split (budgets); `failures` is a FailureLog
-    actor that receives the videos that cannot be decoded (they are skipped, never replaced).
+    actor that receives the videos that cannot be decoded (they are skipped, never replaced); `epochs` the
+    run's EpochClock, which the clips' random draws depend on (ClipDecoder). `deterministic`: the same
+    block order every epoch (the seed's), so that with Ray Data's preserve_order (training.common.data_config)
+    a rerun sees the same batches; otherwise a new random block order each epoch.
     `videos`: the split's rows from read_videos (e.g. materialized once per run) instead of reading
     the shards again.
     """
@@ -178,14 +181,14 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
     if mode == "train":
         # Shards are class-mixed at prepare time; block order + the consumer's local shuffle buffer
         # randomise each epoch without an all-to-all shuffle of the video bytes.
-        ds = ds.randomize_block_order()
+        ds = ds.randomize_block_order(seed=seed if deterministic else None)
     multi_label = manifest["task"] == "multi_label"
     ds = ds.map_batches(
         ClipDecoder,
         fn_constructor_kwargs=dict(frames=clip.frames, strides=list(clip.strides), crop=clip.crop,
                                    clips_per_row=clips_per_row, rows_per_video=clip.clips_per_video,
                                    flip=clip.flip, jitter=clip.jitter, eval_clips=clip.eval_clips, mode=mode,
-                                   seed=seed, backend=clip.decoder, failures=failures,
+                                   seed=seed, backend=clip.decoder, failures=failures, epochs=epochs,
                                    resized_crop=clip.get("resized_crop"),
                                    num_classes=len(manifest["classes"]) if multi_label else 0),
         batch_size=2,  # small calls keep an actor from stalling on its full output buffer

@@ -44,7 +44,7 @@ def finetune_config(trial_cfg: DictConfig, setting_id: str, setting_overrides: l
     """A downstream setting's run config: the setting, with the trial's model, storage, tracking, resources."""
     setting = copy.deepcopy(_setting(setting_id, tuple(setting_overrides)))
     trial = to_container(trial_cfg)
-    shared = {k: trial[k] for k in ("model", "storage", "tracking", "resources", "seed", "home")}
+    shared = {k: trial[k] for k in ("model", "storage", "tracking", "resources", "seed", "deterministic", "home")}
     return {"setting": setting, **shared, "name": None}
 
 

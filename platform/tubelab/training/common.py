@@ -56,6 +56,17 @@ def worker_seed(seed: int, rank: int) -> int:
     return seed * 1000 + rank
 
 
+def begin_epoch(epochs, seed: int, rank: int, epoch: int, generator: torch.Generator | None = None) -> None:
+    """Tell the run's EpochClock (`epochs`) this worker starts `epoch`, so the decode actors draw this
+    epoch's clips, and reseed torch (and `generator`) from (seed, rank, epoch), so a run restored from a
+    checkpoint draws what the uninterrupted run drew."""
+    ray.get(epochs.start.remote(rank, epoch))
+    torch_seed = int(np.random.SeedSequence([seed, rank, epoch]).generate_state(1)[0])
+    torch.manual_seed(torch_seed)
+    if generator is not None:
+        generator.manual_seed(torch_seed)
+
+
 def train_batches(shard, batch_size: int, seed: int, rank: int, epoch: int):
     """One epoch of shuffled, full training batches (dicts of tensors) from this worker's dataset shard,
     drawn from a buffer of 4 batches (tubelab.data.batches: under half of Ray's local-shuffle CPU cost)."""
@@ -69,7 +80,19 @@ def setup_worker(cfg) -> tuple[torch.device, int, int]:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(max(1, int(cfg.resources.cpus_per_train_worker)))
     torch.manual_seed(worker_seed(cfg.seed, rank))
-    return ray.train.torch.get_device(), rank, world
+    device = ray.train.torch.get_device()
+    # CPU kernels have deterministic versions of everything tubelab uses; CUDA ones do not (docs/recipes.md)
+    torch.use_deterministic_algorithms(bool(cfg.deterministic) and device.type == "cpu")
+    return device, rank, world
+
+
+def data_config(cfg, split: list[str] | None = None) -> ray.train.DataConfig:
+    """How Ray Train hands the datasets to the workers (`split`: the ones divided among them; None = all).
+    With cfg.deterministic Ray Data keeps block order (preserve_order), so each worker gets the same
+    clips in the same order on a rerun; a slow block then holds back the ones behind it."""
+    options = ray.train.DataConfig.default_ingest_options()
+    options.preserve_order = bool(cfg.deterministic)
+    return ray.train.DataConfig(datasets_to_split=split or "all", execution_options=options)
 
 
 def scaled_lr(opt, total_batch: int) -> float:

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from ray.train.torch import TorchTrainer
 
 from tubelab.data import storage
+from tubelab.data.epoch_clock import new_epoch_clock
 from tubelab.data.failures import new_failure_log
 from tubelab.data.pipeline import check_no_empty_class, clip_dataset, select_videos, shard_url, split_rows
 from tubelab.data.shards import read_manifest
@@ -106,6 +107,7 @@ def finetune_loop(config: dict) -> None:
         model.train()
         if linear:
             net.eval()  # frozen BN statistics too
+        common.begin_epoch(config["epochs"], cfg.seed, rank, epoch)
         timer, loss_sum, seen = common.EpochTimer(), 0.0, 0
         batches = common.train_batches(shard, s.batch_size, cfg.seed, rank, epoch)
         for batch in timer.batches(batches):
@@ -190,11 +192,11 @@ def run_finetune(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
         mlflow_runs.log_text(cfg, run_id, json.dumps({"seed": cfg.seed, "budget": s.budget, "val_fraction": s.val_fraction,
                                                       **{k: videos[k] for k in ("train", "val", "test")}}),
                              f"data/{s.id}_videos.json")
-    failure_log = new_failure_log()
+    failure_log, epochs = new_failure_log(), new_epoch_clock(cfg.resources.train_workers)
 
     def data(split, ids, mode):
         return clip_dataset(cfg, s.dataset, split, s.clip, mode=mode, seed=cfg.seed, video_ids=ids,
-                            failures=failure_log)[0]
+                            failures=failure_log, epochs=epochs, deterministic=cfg.deterministic)[0]
 
     datasets = {"train": data(s.train_split, videos["train"], "train"),
                 "eval": data(s.eval_split, videos["test"], "eval")}
@@ -208,10 +210,10 @@ def run_finetune(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
         finetune_loop,
         train_loop_config=common.loop_config(cfg, run_id=run_id, task=task, num_classes=videos["num_classes"],
                                              class_map=videos["class_map"], has_val=bool(videos["val"]),
-                                             failure_log=failure_log, videos=len(videos["train"])),
+                                             failure_log=failure_log, epochs=epochs, videos=len(videos["train"])),
         scaling_config=common.scaling_config(cfg.resources),
         run_config=common.run_config(cfg, name, num_to_keep=1),
         datasets=datasets,
-        dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
+        dataset_config=common.data_config(cfg, split=["train"]),
     )
     return trainer.fit()

@@ -14,6 +14,7 @@ import torch
 from omegaconf import OmegaConf
 from ray.train.torch import TorchTrainer
 
+from tubelab.data.epoch_clock import new_epoch_clock
 from tubelab.data.failures import new_failure_log
 from tubelab.data.pipeline import clip_dataset, select_videos, split_rows
 from tubelab.models import build_model
@@ -53,7 +54,7 @@ def pretrain_loop(config: dict) -> None:
     restored = common.restore(moco, optimizer, key="train_state")
     start = restored["epoch"] + 1 if restored else 0
     logger = common.RankZeroLogger(cfg, config.get("run_id"), "pretrain", rank)
-    generator = torch.Generator(device=device).manual_seed(common.worker_seed(cfg.seed, rank))
+    generator = torch.Generator(device=device)
     shard = ray.train.get_dataset_shard("train")
     batch_source = config.get("batch_source")
     last = p.stop_epoch or p.epochs
@@ -62,6 +63,7 @@ def pretrain_loop(config: dict) -> None:
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
+        common.begin_epoch(config["epochs"], cfg.seed, rank, epoch, generator)  # tubelets, jitter, shuffle-BN
         timer, loss_sum, acc_sum, n_steps = common.EpochTimer(), 0.0, 0.0, 0
         if batch_source is None:
             batches = common.train_batches(shard, p.batch_size, cfg.seed, rank, epoch)
@@ -129,21 +131,23 @@ def run_pretrain(cfg, name: str, run_id: str | None = None, *,
     if run_id:
         seeds = [common.worker_seed(cfg.seed, r) for r in range(cfg.resources.train_workers)]
         mlflow_runs.set_tags(cfg, run_id, {"worker_seeds": seeds})
-    failure_log = new_failure_log()
+    failure_log, epochs = new_failure_log(), new_epoch_clock(cfg.resources.train_workers)
     clips_per_row = 2 if cfg.tubelet.mode == "video_contrast" else 1
     ds, manifest = clip_dataset(cfg, cfg.dataset.name, p.split, p.clip, mode="train", clips_per_row=clips_per_row,
-                                seed=cfg.seed, video_ids=ids, failures=failure_log)
+                                seed=cfg.seed, video_ids=ids, failures=failure_log, epochs=epochs,
+                                deterministic=cfg.deterministic)
     videos = len(ids) if ids is not None else manifest["splits"][p.split]["videos"]
     check_pretrain_config(cfg, videos)
     trainer = TorchTrainer(
         pretrain_loop,
         train_loop_config=common.loop_config(
-            cfg, run_id=run_id, failure_log=failure_log, videos=videos,
+            cfg, run_id=run_id, failure_log=failure_log, epochs=epochs, videos=videos,
             clip_shape=(clips_per_row, p.clip.frames, p.clip.crop, p.clip.crop, 3),
             steps_per_epoch=videos * p.clip.clips_per_video // (p.batch_size * cfg.resources.train_workers),
             batch_source=batch_source),
         scaling_config=common.scaling_config(cfg.resources),
         run_config=common.run_config(cfg, name, num_to_keep=p.num_to_keep),
         datasets={"train": ds},
+        dataset_config=common.data_config(cfg),
     )
     return trainer.fit()

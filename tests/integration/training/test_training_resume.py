@@ -1,6 +1,6 @@
 """Pretraining survives interruptions: a rerun under the same name resumes from the last checkpoint,
 and a train worker killed mid-epoch is replaced and restored; MLflow keeps one run with one value per
-epoch and the planned number of steps."""
+epoch and the planned number of steps. A resumed run computes what the uninterrupted run computes."""
 
 import os
 import signal
@@ -54,6 +54,14 @@ def test_rerun_with_the_same_name_resumes(tmp_path):
     assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
     assert [s for s, _ in history["pretrain/loss"]] == [0, 1, 2]
     assert sum(v for _, v in history["pretrain/steps"]) == 3 * STEPS_PER_EPOCH
+
+    # deterministic (the default): the same seed in one go gives the resumed run's numbers, bit for bit
+    straight = pretrain(tmp_path, "name=straight", "pretrain.epochs=3")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    assert the_run(tmp_path, "straight")[1]["pretrain/loss"] == history["pretrain/loss"]
+    other = pretrain(tmp_path, "name=other-seed", "seed=1", "pretrain.epochs=3", "pretrain.stop_epoch=1")
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert the_run(tmp_path, "other-seed")[1]["pretrain/loss"][0] != history["pretrain/loss"][0]
 
 
 def epoch_logged(db) -> bool:

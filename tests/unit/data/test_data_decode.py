@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tubelab.data.decode import ClipDecoder, crop_box, sample_indices, video_key
+from tubelab.data.decode import ClipDecoder, clip_rng, crop_box, sample_indices, video_key
 from tubelab.data.decoders import DecodeError, read_frames
 from tubelab.data.prepare import shard_index
 from tubelab.data.shards import shard_paths
@@ -167,11 +167,12 @@ def test_a_corrupted_video_is_caught_by_its_hash_even_when_it_decodes(batch):
         decoder(corrupted)
 
 
-def replay(batch, rng, frames, strides, crop, flip):
-    """What ClipDecoder should produce for one clip of every video, drawing from `rng` in the same order."""
+def replay(batch, seed, epoch, frames, strides, crop, flip):
+    """What ClipDecoder should produce for one clip of every video, drawing from each video's clip_rng."""
     clips, flipped = [], []
     for i in range(len(batch["video"])):
         video = full(batch, i)
+        rng = clip_rng(seed, epoch, video_key(batch["video_id"][i]))
         stride = int(rng.choice(strides))
         idx = sample_indices(int(batch["num_frames"][i]), frames, stride, rng)
         y, x = crop_box(video.shape[1], video.shape[2], crop, rng)
@@ -183,34 +184,41 @@ def replay(batch, rng, frames, strides, crop, flip):
 
 
 def test_train_without_flip_never_flips(batch):
-    decoder = ClipDecoder(frames=4, strides=[1, 2], crop=32, flip=False, mode="train")
     for seed in range(8):
-        decoder.rng, ref = np.random.default_rng(seed), np.random.default_rng(seed)
-        out = decoder(batch)["clip"][:, 0]
-        expected, _ = replay(batch, ref, 4, [1, 2], 32, flip=False)
+        out = ClipDecoder(frames=4, strides=[1, 2], crop=32, flip=False, mode="train", seed=seed)(batch)["clip"][:, 0]
+        expected, _ = replay(batch, seed, 0, 4, [1, 2], 32, flip=False)
         for got, want in zip(out, expected):
             assert np.array_equal(got, want)
             assert not np.array_equal(got, want[:, :, ::-1])  # the content is not mirror-symmetric
 
 
 def test_train_with_flip_flips_about_half(batch):
-    decoder = ClipDecoder(frames=4, strides=[1, 2], crop=32, flip=True, mode="train")
+    decoder = ClipDecoder(frames=4, strides=[1, 2], crop=32, flip=True, mode="train", seed=3)
     flips = []
-    for seed in range(10):
-        decoder.rng, ref = np.random.default_rng(seed), np.random.default_rng(seed)
+    for epoch in range(10):
+        decoder.epoch = epoch
         out = decoder(batch)["clip"][:, 0]
-        expected, flipped = replay(batch, ref, 4, [1, 2], 32, flip=True)
+        expected, flipped = replay(batch, 3, epoch, 4, [1, 2], 32, flip=True)
         assert all(np.array_equal(got, want) for got, want in zip(out, expected))
         flips += flipped
     assert 0 < sum(flips) < len(flips)
 
 
-def test_train_draws_differ(batch):
-    decoder = ClipDecoder(frames=4, strides=[1, 2], crop=24, clips_per_row=2, rows_per_video=4, mode="train")
-    clips = decoder(batch)["clip"]
+def test_train_draws_differ_between_clips_and_epochs_and_nothing_else(batch):
+    def decoder(seed=0):
+        return ClipDecoder(frames=4, strides=[1, 2], crop=24, clips_per_row=2, rows_per_video=4, mode="train", seed=seed)
+
+    first = decoder()
+    clips = first(batch)["clip"]
     rows = clips[:4].reshape(8, -1)  # the 4 rows x 2 clips of the first video
     assert len({r.tobytes() for r in rows}) > 1
-    assert not np.array_equal(clips, decoder(batch)["clip"])  # the stream moves on between batches
+    assert np.array_equal(clips, first(batch)["clip"])  # same epoch, same clips: nothing depends on call history
+    assert np.array_equal(clips, decoder()(batch)["clip"])  # ... or on which decoder (actor) decodes the video
+    one = {k: v[1:] for k, v in batch.items()}
+    assert np.array_equal(clips[4:], decoder()(one)["clip"])  # ... or on the other videos of the block
+    first.epoch = 1
+    assert not np.array_equal(clips, first(batch)["clip"])  # a new epoch draws new clips
+    assert not np.array_equal(clips, decoder(seed=1)(batch)["clip"])  # and so does another seed
 
 
 def test_all_clips_of_a_video_come_from_one_decode_of_their_frames(batch, monkeypatch):
@@ -224,13 +232,12 @@ def test_all_clips_of_a_video_come_from_one_decode_of_their_frames(batch, monkey
 
     monkeypatch.setattr(decode, "read_frames", counting)
     decoder = ClipDecoder(frames=4, strides=[1, 3], crop=24, clips_per_row=2, rows_per_video=3, flip=True,
-                          jitter=True, mode="train")
-    decoder.rng, ref = np.random.default_rng(5), np.random.default_rng(5)
+                          jitter=True, mode="train", seed=5)
     out = decoder(batch)["clip"]
     assert out.shape == (6, 2, 4, 24, 24, 3)
     assert len(calls) == 2 and all(c == sorted(set(c)) for c in calls)  # one reader per video, each frame once
     for i in range(2):  # the same draws as one reader per clip: stride + indices of every clip, then crop + flip
-        video = full(batch, i)
+        video, ref = full(batch, i), clip_rng(5, 0, video_key(batch["video_id"][i]))
         idx = [sample_indices(FRAMES, 4, int(ref.choice([1, 3])), ref, jitter=True) for _ in range(6)]
         assert calls[i] == sorted(set(np.concatenate(idx).tolist()))
         for k, frames in enumerate(idx):
