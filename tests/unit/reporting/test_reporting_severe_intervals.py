@@ -8,7 +8,9 @@ import numpy as np
 from tubelab import config
 from tubelab.evaluation.severe import SETTINGS
 from tubelab.reporting import severe_table
+from tubelab.reporting.report import severe_report
 from tubelab.tracking import mlflow_runs
+from tubelab.tracking.schema import SEVERE_PREFIX
 from tubelab.tracking.predictions import log_predictions
 
 
@@ -35,13 +37,14 @@ def predictions(setting: str, rng, skill: float) -> tuple[dict, float]:
 
 def severe_run(cfg, name: str, skill: float, seed: int) -> tuple[str, dict]:
     rng = np.random.default_rng(seed)
-    parent = mlflow_runs.start_run(cfg, name, kind="severe", tags={"tubelab.severe": name})
+    parent = mlflow_runs.start_run(cfg, name, kind="severe", tags={"tubelab.severe": name, "tubelab.suite": "proxy"})
     scores = {}
     for s in SETTINGS:
         child = mlflow_runs.start_run(cfg, f"{name}-{s}", kind="severe_setting", parent_run_id=parent,
                                       tags={"tubelab.severe_id": s})
         p, scores[s] = predictions(s, rng, skill)
         log_predictions(cfg, child, **p)
+    mlflow_runs.log_metrics(cfg, parent, {f"{SEVERE_PREFIX}{s}": v for s, v in scores.items()}, 0)
     return parent, scores
 
 
@@ -64,3 +67,14 @@ def test_severe_rows_get_intervals_chance_mean_interval_and_paired_differences(t
     md = severe_table.to_markdown(ours, "SEVERE")
     assert f"| random init | {first['ssv2']:.1f} [{first['ssv2_lo']:.1f}, {first['ssv2_hi']:.1f}]" in md
     assert "| *chance* |" in md and "Paired difference against random init" in md
+
+
+def test_report_of_severe_runs_names_their_suite(tmp_path, monkeypatch):
+    """`tubelab report severe=a,b` keeps "(proxy)" in the heading, as `tubelab severe` prints it."""
+    monkeypatch.setenv("TUBELAB_HOME", str(tmp_path))
+    cfg = config.load("finetune")
+    for label, skill in (("random init", 0.3), ("tubelets", 0.8)):
+        severe_run(cfg, label, skill, seed=0)
+    md = severe_report(cfg, ["random init", "tubelets"])
+    assert md.splitlines()[0] == "### SEVERE (proxy): random init, tubelets"
+    assert md.count("| random init |") >= 1 and md.count("| tubelets |") >= 2  # its row and its paired difference
