@@ -52,6 +52,8 @@ def parser(groups: bool = False) -> argparse.ArgumentParser:
             s.add_argument("--resume", action="store_true",
                            help="continue an interrupted sweep (name=..., else this ablation's newest unfinished "
                                 "one): only its unfinished trials run")
+        s.add_argument("-v", "--verbose", action="store_true",
+                       help="also show Ray's and torch's internals (or TUBELAB_VERBOSE=1); they are always in Ray's logs")
         s.add_argument("overrides", nargs="*", help="key=value config overrides")
     return p
 
@@ -222,11 +224,15 @@ def cmd_tubelets(overrides):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tubelab import resources
     from tubelab.config import ConfigError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser(groups=any(a in ("-h", "--help") for a in argv)).parse_args(argv)
     handler = globals()[f"cmd_{args.command}"]
+    if args.verbose:
+        os.environ[resources.VERBOSE_ENV] = "1"
+    resources.hush()
     try:
         handler(args.overrides, **({"resume": args.resume} if args.command == "sweep" else {}))
     except Exception as e:

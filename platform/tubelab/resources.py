@@ -15,8 +15,10 @@ them, which pins them to those nodes without limiting how many share a node.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import warnings
 from dataclasses import dataclass
 
 import ray
@@ -110,6 +112,26 @@ def plan(res, cluster_cpus: float | None = None) -> Plan:
 
 
 FOOTER_ACTORS_ENV = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
+VERBOSE_ENV = "TUBELAB_VERBOSE"
+
+
+def verbose() -> bool:
+    """`tubelab COMMAND -v` or TUBELAB_VERBOSE=1: Ray's and torch's internals in the terminal too."""
+    return os.environ.get(VERBOSE_ENV, "0") not in ("", "0")
+
+
+def hush(train_worker: bool = False) -> None:
+    """Unless verbose: keep library internals out of the terminal (driver and train workers), so that
+    progress and results are what a command prints. Ray's own log files keep everything
+    (/tmp/ray/session_latest/logs)."""
+    if verbose():
+        return
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per artifact read
+    warnings.filterwarnings("ignore", message="Grad strides do not match")  # DDP, once per worker
+    warnings.filterwarnings("ignore", message=r".*exclude_resources.*deprecated")  # Ray Train's own use
+    if train_worker:  # a line per report and checkpoint: "ray.train" loggers and one named by its file path
+        logging.getLogger("ray.train").setLevel(logging.WARNING)
+        logging.getLogger().setLevel(logging.WARNING)  # (tubelab itself prints, it does not log)
 
 
 def worker_env(res) -> dict[str, str]:
@@ -128,6 +150,8 @@ def worker_env(res) -> dict[str, str]:
     holds (the infra/ way) are never copied into a runtime env, where the dashboard would show them.
     """
     env = {} if FOOTER_ACTORS_ENV in os.environ else {FOOTER_ACTORS_ENV: str(res.footer_reader_actors)}
+    if verbose():
+        env[VERBOSE_ENV] = "1"
     job = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}"))
     job_env = (job.get("runtime_env") or {}).get("env_vars") or {}
     env.update({k: os.environ[k] for k in FROM_URI if k in os.environ and k not in job_env})
@@ -143,12 +167,13 @@ def init_ray(res) -> Plan:
     address = res.address or os.environ.get("RAY_ADDRESS")
     if address:
         # per-key merge with a `ray job submit` runtime env (worker_env never repeats a key the job sets)
-        ray.init(address=address, log_to_driver=True, runtime_env={"env_vars": env} if env else None)
+        ray.init(address=address, log_to_driver=True, runtime_env={"env_vars": env} if env else None,
+                 logging_level=logging.INFO if verbose() else logging.WARNING)
         return check_cluster(res, ray.cluster_resources())
     p = plan(res)
     os.environ.update(env)  # the embedded Ray's workers inherit the driver's environment
     # address="local": always a new embedded Ray; a bare ray.init() would join any cluster that a
     # `ray start` left on this machine (/tmp/ray/ray_current_cluster) and fail or steal its resources.
     ray.init(address="local", num_cpus=p.logical_cpus, resources={name: EMBEDDED_MARKER for name in markers(res)} or None,
-             log_to_driver=True)
+             log_to_driver=True, logging_level=logging.INFO if verbose() else logging.WARNING)
     return p

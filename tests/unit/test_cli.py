@@ -14,7 +14,7 @@ TUBELAB = str(Path(sys.executable).parent / "tubelab")
 
 
 def run(*args, home):
-    env = {**os.environ, "TUBELAB_HOME": str(home)}
+    env = {**os.environ, "TUBELAB_HOME": str(home), "TUBELAB_VERBOSE": "1"}  # verbose: Ray's start line shows
     return subprocess.run([TUBELAB, *args], capture_output=True, text=True, timeout=120, env=env)
 
 

@@ -22,7 +22,7 @@ RAY_STARTED = "Started a local Ray instance"
 
 
 def run(*args, home, cwd=None):
-    env = {**os.environ, "TUBELAB_HOME": str(home)}
+    env = {**os.environ, "TUBELAB_HOME": str(home), "TUBELAB_VERBOSE": "1"}  # verbose: Ray's start line shows
     return subprocess.run([TUBELAB, *args], capture_output=True, text=True, timeout=120, env=env, cwd=cwd)
 
 

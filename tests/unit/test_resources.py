@@ -1,4 +1,6 @@
 import json
+import os
+import warnings
 
 import pytest
 from omegaconf import OmegaConf
@@ -107,3 +109,18 @@ def test_cluster_without_markers_plans_on_its_cpus_as_before():
     assert resources.check_cluster(r, {"CPU": need * 2.5}) == resources.plan(r, cluster_cpus=need * 2.5)
     with pytest.raises(ValueError, match="but the cluster has 0"):
         resources.check_cluster(r, {"CPU": 0.0})
+
+
+@pytest.mark.parametrize("value, expected", [(None, False), ("0", False), ("", False), ("1", True)])
+def test_verbose_reaches_the_workers_and_quiet_hides_only_library_noise(monkeypatch, value, expected):
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    if value is None:
+        monkeypatch.delenv(resources.VERBOSE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(resources.VERBOSE_ENV, value)
+    assert resources.verbose() is expected
+    assert (resources.worker_env(res()).get(resources.VERBOSE_ENV) == "1") is expected
+    with pytest.warns(UserWarning, match="a warning of our own"):  # hush() filters by message, not wholesale
+        resources.hush()  # (its filters end with this block)
+        warnings.warn("a warning of our own")
+    assert ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" in os.environ) is not expected

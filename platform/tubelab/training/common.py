@@ -48,6 +48,7 @@ def run_config(cfg, name: str, num_to_keep: int | None = None) -> ray.train.RunC
         storage_filesystem=filesystem,
         checkpoint_config=ray.train.CheckpointConfig(num_to_keep=num_to_keep),
         failure_config=ray.train.FailureConfig(max_failures=2),
+        logging_config=ray.train.LoggingConfig(log_level="INFO" if resources.verbose() else "WARNING"),
     )
 
 
@@ -76,6 +77,7 @@ def train_batches(shard, batch_size: int, seed: int, rank: int, epoch: int):
 
 def setup_worker(cfg) -> tuple[torch.device, int, int]:
     """Threads, seeds and device for this worker; returns (device, rank, world size)."""
+    resources.hush(train_worker=True)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(max(1, int(cfg.resources.cpus_per_train_worker)))
