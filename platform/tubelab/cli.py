@@ -104,6 +104,10 @@ def previous_pretrain(cfg, params: dict) -> bool:
     if run is None:
         return False
     changed = mlflow_runs.changed_params(run, params)
+    old_home, new_home = changed.pop("home", (None, None))
+    if old_home:  # a moved or copied state folder (tracking.moved_home): its paths moved along, nothing changed
+        changed = {k: (a, b) for k, (a, b) in changed.items()
+                   if not a.startswith(old_home) or new_home + a[len(old_home):] != b}
     uri = run.data.tags.get("checkpoint_uri")
     finished = run.info.status == "FINISHED" and not changed and uri
     if finished and storage.has_checkpoint(uri, cfg.storage.get("endpoint_url")):

@@ -5,6 +5,7 @@ the error (or the "already finished" line) it is about, and the tests assert tha
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -144,6 +145,18 @@ def test_rerunning_a_finished_pretrain_says_so_without_ray(tmp_path, monkeypatch
     assert len(lines) == 1 and "pretraining run 'done-run' already finished" in lines[0], proc.stdout
     assert lines[0].endswith(f"checkpoint: {ckpt}")
     assert RAY_STARTED not in proc.stdout + proc.stderr and "warning" not in proc.stderr
+
+
+def test_a_finished_pretrain_in_a_copied_home_is_still_finished(tmp_path, monkeypatch):
+    finished_pretrain(tmp_path / "a", monkeypatch, "done-run", ["dataset=ucf101", "pretrain.epochs=2"])
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    proc = run("pretrain", "name=done-run", "dataset=ucf101", "pretrain.epochs=2", home=tmp_path / "b")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"this state folder moved from {tmp_path / 'a'} to {tmp_path / 'b'}" in proc.stderr
+    assert "warning" not in proc.stderr and RAY_STARTED not in proc.stdout + proc.stderr
+    (line,) = proc.stdout.strip().splitlines()
+    assert "already finished" in line and line.endswith(f"checkpoint: {tmp_path / 'b' / 'checkpoints' / 'done-run'}"
+                                                       f"/checkpoint_2026-01-01_00-00-00.000000")
 
 
 def test_resuming_under_a_changed_config_warns_with_the_changed_keys(tmp_path, monkeypatch):
