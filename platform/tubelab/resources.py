@@ -20,6 +20,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import ray
 
@@ -113,6 +114,7 @@ def plan(res, cluster_cpus: float | None = None) -> Plan:
 
 FOOTER_ACTORS_ENV = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
 VERBOSE_ENV = "TUBELAB_VERBOSE"
+RAY_DATA_LOGGING = Path(__file__).resolve().parent / "conf" / "ray_data_logging.yaml"
 
 
 def verbose() -> bool:
@@ -127,6 +129,9 @@ def hush(train_worker: bool = False) -> None:
     if verbose():
         return
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per artifact read
+    # Ray Data's "Execution plan / Starting execution / finished" lines per dataset and epoch; set before
+    # the embedded Ray starts, its workers inherit it (a connected cluster's nodes keep their own)
+    os.environ.setdefault("RAY_DATA_LOGGING_CONFIG", str(RAY_DATA_LOGGING))
     warnings.filterwarnings("ignore", message="Grad strides do not match")  # DDP, once per worker
     warnings.filterwarnings("ignore", message=r".*exclude_resources.*deprecated")  # Ray Train's own use
     if train_worker:  # a line per report and checkpoint: "ray.train" loggers and one named by its file path

@@ -3,6 +3,7 @@ import os
 import warnings
 
 import pytest
+import yaml
 from omegaconf import OmegaConf
 
 from tubelab import config, resources
@@ -113,7 +114,9 @@ def test_cluster_without_markers_plans_on_its_cpus_as_before():
 
 @pytest.mark.parametrize("value, expected", [(None, False), ("0", False), ("", False), ("1", True)])
 def test_verbose_reaches_the_workers_and_quiet_hides_only_library_noise(monkeypatch, value, expected):
-    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    for name in ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "RAY_DATA_LOGGING_CONFIG"):
+        monkeypatch.setenv(name, "")  # so that monkeypatch restores what hush() sets
+        monkeypatch.delenv(name)
     if value is None:
         monkeypatch.delenv(resources.VERBOSE_ENV, raising=False)
     else:
@@ -124,3 +127,15 @@ def test_verbose_reaches_the_workers_and_quiet_hides_only_library_noise(monkeypa
         resources.hush()  # (its filters end with this block)
         warnings.warn("a warning of our own")
     assert ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" in os.environ) is not expected
+    assert ("RAY_DATA_LOGGING_CONFIG" in os.environ) is not expected
+
+
+def test_quiet_ray_data_logging_is_ray_datas_default_with_a_warning_console():
+    """conf/ray_data_logging.yaml must track the installed Ray Data's own config (a Ray upgrade that
+    changes it fails here, not in a user's terminal)."""
+    from ray.data._internal.logging import DEFAULT_CONFIG
+
+    ours = yaml.safe_load(resources.RAY_DATA_LOGGING.read_text())
+    assert ours["handlers"].pop("console")["level"] == "WARNING"
+    theirs = {**DEFAULT_CONFIG, "handlers": {k: v for k, v in DEFAULT_CONFIG["handlers"].items() if k != "console"}}
+    assert ours == theirs
