@@ -28,7 +28,7 @@ test: $(STAMP)
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "note: /usr/bin/chromium missing (needs root and apt-get): the MLflow UI browser test will skip"; fi
 	$(VENV)/bin/lint-imports  # the layer contracts in pyproject.toml [tool.importlinter]
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15  # the slowest tests, to keep the suite under its 25-minute budget
 
 bench: $(STAMP)
 	@for b in jobs/benchmark_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
