@@ -34,6 +34,7 @@ def _scrub(cfg: dict) -> dict:
     cfg = copy.deepcopy(cfg)
     for key in IGNORED_KEYS:
         cfg.pop(key, None)
+        cfg.get("choices", {}).pop(key, None)  # the group choice too (`choices.ablation: table3_motion`)
     for key in IGNORED_RESOURCE_KEYS:
         cfg.get("resources", {}).pop(key, None)
     return cfg

@@ -3,7 +3,8 @@ import copy
 from tubelab.experiments.fingerprint import code_version, trial_fingerprint
 
 CFG = {"name": "a", "home": "/tmp/x", "seed": 0, "tubelet": {"motion": "linear"}, "ablation": {"description": "d"},
-       "tracking": {"uri": None}, "storage": {"url": "s3://b"}, "resources": {"train_workers": 2, "address": None}}
+       "tracking": {"uri": None}, "storage": {"url": "s3://b"}, "resources": {"train_workers": 2, "address": None},
+       "choices": {"ablation": "demo", "storage": "s3", "tracking": "local", "tubelet": "linear"}}
 SETTINGS = [{"setting": {"id": "proxy_ucf_1000", "epochs": 6}, "home": "/tmp/x"}]
 DATA = {"synthetic": "abc"}
 
@@ -16,12 +17,14 @@ def test_same_experiment_same_fingerprint_whatever_its_name_place_or_ablation():
     other = copy.deepcopy(CFG)
     other.update(name="b", home="/elsewhere", ablation={"description": "another table"})
     other["storage"]["url"], other["resources"]["address"] = "/local", "ray://head:10001"
+    other["choices"].update(ablation="table3_motion", storage="local", tracking="server")  # the group choices too
     assert fp(other) == fp()
 
 
 def test_anything_that_changes_scores_changes_the_fingerprint():
     base = fp()
     for change in (lambda c: c.update(seed=1), lambda c: c["tubelet"].update(motion="nonlinear"),
+                   lambda c: c["choices"].update(tubelet="nonlinear"),
                    lambda c: c["resources"].update(train_workers=4)):
         cfg = copy.deepcopy(CFG)
         change(cfg)
