@@ -14,6 +14,7 @@ import pyarrow.fs
 import ray.train
 import torch
 from omegaconf import OmegaConf
+from ray.exceptions import RayActorError
 
 from tubelab import resources
 from tubelab.data import storage
@@ -47,9 +48,32 @@ def run_config(cfg, name: str, num_to_keep: int | None = None) -> ray.train.RunC
         storage_path=path,
         storage_filesystem=filesystem,
         checkpoint_config=ray.train.CheckpointConfig(num_to_keep=num_to_keep),
-        failure_config=ray.train.FailureConfig(max_failures=2),
+        failure_config=ray.train.FailureConfig(max_failures=0),  # fit() retries lost workers, not bugs
         logging_config=ray.train.LoggingConfig(log_level="INFO" if resources.verbose() else "WARNING"),
     )
+
+
+def worker_lost(error: ray.train.WorkerGroupError) -> bool:
+    """Whether a failed worker group lost a worker (node loss, OOM kill, preemption): a fault worth a
+    restart. When a rank dies its peers fail too (collective aborts), so one death is enough. Anything
+    else is an exception raised by the training code, which fails the same way again."""
+    def died(e):
+        return isinstance(e, RayActorError) or isinstance(getattr(e, "health_check_failure", None), RayActorError)
+    return any(died(e) for e in error.worker_failures.values())
+
+
+def fit(make_trainer, restarts: int = 2) -> ray.train.Result:
+    """`make_trainer().fit()`, started again from the run's last checkpoint (the same name resumes) after
+    a lost worker, up to `restarts` times. An exception in the training code is raised at once: Ray
+    Train's own FailureConfig would retry it like a lost node, three attempts of the same traceback."""
+    for attempt in range(restarts + 1):
+        try:
+            return make_trainer().fit()
+        except ray.train.WorkerGroupError as error:
+            if attempt == restarts or not worker_lost(error):
+                raise
+            print(f"tubelab: a train worker was lost; restarting from the last checkpoint "
+                  f"(restart {attempt + 1} of {restarts})", flush=True)
 
 
 def worker_seed(seed: int, rank: int) -> int:

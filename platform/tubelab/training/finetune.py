@@ -206,7 +206,7 @@ def run_finetune(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
     if len(videos["train"]) * s.clip.clips_per_video < needed:
         raise ValueError(f"setting {s.id}: {len(videos['train'])} training videos cannot fill one step of {needed} "
                          f"clips; lower setting.batch_size or resources.train_workers")
-    trainer = TorchTrainer(
+    return common.fit(lambda: TorchTrainer(
         finetune_loop,
         train_loop_config=common.loop_config(cfg, run_id=run_id, task=task, num_classes=videos["num_classes"],
                                              class_map=videos["class_map"], has_val=bool(videos["val"]),
@@ -215,5 +215,4 @@ def run_finetune(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
         run_config=common.run_config(cfg, name, num_to_keep=1),
         datasets=datasets,
         dataset_config=common.data_config(cfg, split=["train"]),
-    )
-    return trainer.fit()
+    ))

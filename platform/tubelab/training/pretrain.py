@@ -138,7 +138,7 @@ def run_pretrain(cfg, name: str, run_id: str | None = None, *,
                                 deterministic=cfg.deterministic)
     videos = len(ids) if ids is not None else manifest["splits"][p.split]["videos"]
     check_pretrain_config(cfg, videos)
-    trainer = TorchTrainer(
+    return common.fit(lambda: TorchTrainer(
         pretrain_loop,
         train_loop_config=common.loop_config(
             cfg, run_id=run_id, failure_log=failure_log, epochs=epochs, videos=videos,
@@ -149,5 +149,4 @@ def run_pretrain(cfg, name: str, run_id: str | None = None, *,
         run_config=common.run_config(cfg, name, num_to_keep=p.num_to_keep),
         datasets={"train": ds},
         dataset_config=common.data_config(cfg),
-    )
-    return trainer.fit()
+    ))
