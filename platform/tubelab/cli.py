@@ -128,6 +128,7 @@ def cmd_finetune(overrides):
     from tubelab.data import storage
     from tubelab.tracking import mlflow_runs
 
+    overrides, cards = config.split_card_overrides(overrides)  # card.NAME.KEY=V, as in sweep and severe
     cfg = config.load("finetune", overrides)  # a relative checkpoint path is made absolute here
     storage.check_local_store(cfg)
     mlflow_runs.check_reachable(cfg)
@@ -138,7 +139,7 @@ def cmd_finetune(overrides):
     from tubelab.experiments.stages import finetune_stage
     from tubelab.tracking.schema import SCORE_PREFIX
 
-    ensure_shards(cfg, cfg.setting.dataset)
+    ensure_shards(cfg, cfg.setting.dataset, cards.get(cfg.setting.dataset, []))
     resources.init_ray(cfg.resources)
     name = cfg.name or f"finetune-{cfg.setting.id}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_id = mlflow_runs.start_run(cfg, name, kind="finetune", resume=True)
@@ -232,7 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     from tubelab.config import ConfigError
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser(groups=any(a in ("-h", "--help") for a in argv)).parse_args(argv)
+    cli = parser(groups=any(a in ("-h", "--help") for a in argv))
+    args, rest = cli.parse_known_args(argv)  # overrides after a flag (`sweep ablation=X --resume pretrain.epochs=1`)
+    if any(a.startswith("-") for a in rest):
+        cli.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.overrides += rest
     handler = globals()[f"cmd_{args.command}"]
     if args.verbose:
         os.environ[resources.VERBOSE_ENV] = "1"

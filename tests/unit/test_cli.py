@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from documented import documented
 from tubelab.cli import COMMANDS
 
 TUBELAB = str(Path(sys.executable).parent / "tubelab")
@@ -19,7 +20,9 @@ def run(*args, home):
 
 
 def test_help_lists_every_subcommand(tmp_path):
-    proc = run("--help", home=tmp_path)
+    env = {**os.environ, "TUBELAB_HOME": str(tmp_path)}
+    proc = subprocess.run(documented("README.md", ".venv/bin/tubelab --help"), capture_output=True, text=True,
+                          timeout=120, env=env)
     assert proc.returncode == 0
     for name in ("prepare", "pretrain", "finetune", "sweep", "report", "ui", "bench", "tubelets"):
         assert name in COMMANDS and f"    {name}" in proc.stdout
@@ -55,9 +58,27 @@ def test_prepare_as_typed_exits_zero_and_names_the_report(tmp_path):
             "dataset.generator.num_frames=16", "dataset.generator.width=64", "dataset.generator.height=48",
             "dataset.encode.short_side=48"]
     env = {**os.environ, "TUBELAB_HOME": str(tmp_path)}
-    proc = subprocess.run([TUBELAB, "prepare", "dataset=synthetic", *tiny], capture_output=True, text=True,
-                          timeout=300, env=env)
+    proc = subprocess.run([*documented("README.md", ".venv/bin/tubelab prepare dataset=synthetic"), *tiny],
+                          capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "content hash " in proc.stdout and "prepare_report.json" in proc.stdout
     manifests = list(tmp_path.rglob("manifest.json"))
     assert len(manifests) == 1 and (manifests[0].parent / "prepare_report.json").exists()
+
+
+@pytest.mark.parametrize("argv", [["sweep", "ablation=demo", "--resume", "name=x", "seed=3"],
+                                  ["sweep", "--resume", "ablation=demo", "name=x", "seed=3"],
+                                  ["sweep", "ablation=demo", "name=x", "seed=3", "--resume"]])
+def test_flags_and_overrides_in_any_order(argv, monkeypatch):
+    """README shows `sweep ablation=table3_motion --resume`; overrides typed after the flag are overrides too."""
+    from tubelab import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "cmd_sweep", lambda overrides, resume: seen.update(overrides=overrides, resume=resume))
+    assert cli.main(argv) in (0, None)
+    assert seen == {"overrides": ["ablation=demo", "name=x", "seed=3"], "resume": True}
+
+
+def test_an_unknown_flag_is_a_usage_error(tmp_path):
+    proc = run("sweep", "ablation=demo", "--fast", home=tmp_path)
+    assert proc.returncode == 2 and "unrecognized arguments: --fast" in proc.stderr

@@ -100,9 +100,13 @@ def plan_sweep(overrides: list[str]) -> SweepPlan:
         validate_run(cfg)
         trials.append({"cfg": to_container(cfg), "label": p.label, "slug": p.slug, "point": p.point,
                        "sweep": name, "ablation": ablation_name, "settings": settings})
+    # Paper rows must name grid points of the file (a typo would silently lose a row); a grid narrowed on the
+    # command line (`ablation.grid.tubelet=[nonlinear]`) shows the paper rows of the points it runs.
+    declared = expand(OmegaConf.to_container(OmegaConf.load(config.project_root() / "ablations" /
+                                                            f"{ablation_name}.yaml").grid), 1, base.seed)
     for label in (ab.get("paper") or {}).get("rows") or {}:
-        if not any(p.point == parse_label(str(label)) for p in points):
+        if not any(p.point == parse_label(str(label)) for p in [*declared, *points]):
             raise ConfigError(f"ablations/{ablation_name}.yaml: paper row {label!r} matches no grid point; "
-                              f"grid points: {', '.join(sorted({p.label for p in points}))}")
+                              f"grid points: {', '.join(sorted({p.label for p in [*declared, *points]}))}")
     scores = [f"{s['setting']['id']}/{s['setting']['metric']}" for s in trials[0]["settings"]]
     return SweepPlan(name, ablation_name, base, points, trials, scores)

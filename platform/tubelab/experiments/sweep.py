@@ -33,19 +33,22 @@ class SweepOutcome:
 
 def resumable_sweep(cfg, plan: SweepPlan):
     """The parent run `--resume` continues: the sweep named `name=`, else the newest unfinished sweep of
-    this ablation."""
+    this ablation, else its newest finished one (nothing to run: its table again), so that a job script
+    may always pass --resume."""
     client, exp = mlflow_runs.client(cfg), mlflow_runs.experiment_id(cfg)
     query = f"tags.`tubelab.kind` = 'sweep' and tags.`tubelab.ablation` = '{plan.ablation}'"
     if cfg.name:
         query += f" and tags.`tubelab.sweep` = '{cfg.name}'"
     runs = client.search_runs([exp], query, order_by=["attributes.start_time DESC"], max_results=20)
-    if not cfg.name:
-        runs = [r for r in runs if r.info.status != "FINISHED"]
     if not runs:
-        what = f"named {cfg.name!r}" if cfg.name else "unfinished"
+        what = f"named {cfg.name!r}" if cfg.name else "earlier"
         raise ConfigError(f"--resume: no {what} sweep of ablation {plan.ablation!r} in {mlflow_runs.tracking_uri(cfg)}; "
                           f"run without --resume to start one (or pass name=SWEEP_NAME as printed by `tubelab sweep`)")
-    return runs[0]
+    unfinished = [r for r in runs if r.info.status != "FINISHED"]
+    if not cfg.name and not unfinished:
+        print(f"--resume: every sweep of ablation {plan.ablation!r} finished; the newest is "
+              f"{runs[0].data.tags['tubelab.sweep']!r}")
+    return runs[0] if cfg.name else (unfinished or runs)[0]
 
 
 def finished_trial(cfg, fingerprint: str, parent_id: str | None = None):
@@ -120,7 +123,6 @@ def run_sweep(overrides: list[str], resume: bool = False) -> SweepOutcome:
     if resume:
         parent_run = resumable_sweep(base, plan)
         plan.name, parent = parent_run.data.tags["tubelab.sweep"], parent_run.info.run_id
-        mlflow_runs.client(base).update_run(parent, status="RUNNING")
     res_plan = resources.init_ray(base.resources)
     if not resume:
         parent = start_parent(plan)
@@ -138,6 +140,9 @@ def run_sweep(overrides: list[str], resume: bool = False) -> SweepOutcome:
             todo.append(i)
     print(f"sweep {plan.name}: {len(plan.trials)} trials ({plan.ablation}): {len(todo)} to run, "
           f"{reused} reused from earlier sweeps, {done} already finished; {res_plan.describe()}")
+    untouched = resume and not todo and parent_run.info.status == "FINISHED"  # keeps its end time
+    if resume and not untouched:
+        mlflow_runs.client(base).update_run(parent, status="RUNNING")
     errors = []
     try:
         if todo:
@@ -153,5 +158,6 @@ def run_sweep(overrides: list[str], resume: bool = False) -> SweepOutcome:
         raise
     finally:
         ray.shutdown()  # the workers' last log lines arrive now, not after the table
-    mlflow_runs.end_run(base, parent, "FAILED" if errors else "FINISHED")
+    if not untouched:
+        mlflow_runs.end_run(base, parent, "FAILED" if errors else "FINISHED")
     return SweepOutcome(plan, parent, errors)

@@ -56,6 +56,11 @@ def test_a_paper_row_that_matches_no_grid_point_is_an_error(tmp_path, monkeypatc
         plan_sweep(["ablation=table3_motion"])
 
 
+def test_a_grid_narrowed_on_the_command_line_keeps_the_paper_rows_valid():
+    plan = plan_sweep(["ablation=table3_motion", "ablation.grid.tubelet=[nonlinear]"])
+    assert [p.label for p in plan.points] == ["tubelet=nonlinear"]
+
+
 @pytest.mark.parametrize("name", ["table3_motion", "severe"])
 def test_trial_params_are_valid_mlflow_keys(name):
     import re
