@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
+# ARGS (demo, bench, soak) is appended to the command: `make demo ARGS="pretrain.epochs=1"`.
 demo: $(STAMP)
-	$(VENV)/bin/tubelab sweep ablation=demo
+	$(VENV)/bin/tubelab sweep ablation=demo $(ARGS)
 
 test: $(STAMP)
 	@# the MLflow UI test (tests/e2e/test_cluster_submit_e2e.py) drives Debian's headless chromium
@@ -31,12 +32,12 @@ test: $(STAMP)
 	$(PY) -m pytest -q --durations=15  # the slowest tests, to keep the suite under its 25-minute budget
 
 bench: $(STAMP)
-	@for b in jobs/benchmark_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in jobs/benchmark_*.py; do echo "== $$b"; $(PY) $$b $(ARGS) || exit 1; done
 
 # Not in CI (minutes): 20,000 clips decoded in one long-lived process per backend, RSS sampled; flat or not,
 # with the curve as a PNG (docs/reliability.md "Soak").
 soak: $(STAMP)
-	$(PY) jobs/memory_decode.py --clips 20000 --every 250 --out .tubelab/soak/memory.json --check
+	$(PY) jobs/memory_decode.py --clips 20000 --every 250 --out .tubelab/soak/memory.json --check $(ARGS)
 
 # The GPU machine's image has torch but not omegaconf, antlr4 or decord, and no network: this folder carries
 # their wheels (Python 3.12, manylinux) and real shards (the synthetic set at training geometry, 170x128,

@@ -517,12 +517,19 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="also measure these what-ifs for pipeline.py (local, best actor count): "
                          + "; ".join(f"{k}: {v.what}" for k, v in WHAT_IFS.items()))
     ap.add_argument("--sources", type=int, default=40, help="naive-baseline source videos")
-    ap.add_argument("--home", default=str(ROOT / ".tubelab" / "bench" / "data"),
+    ap.add_argument("--home", default=str(Path(os.environ.get("TUBELAB_HOME", ROOT / ".tubelab")) / "bench" / "data"),
                     help="benchmark state dir (generated data and shards, reused across runs)")
     ap.add_argument("--skip-s3", action="store_true")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--out", help="write the figures as JSON here")
-    return ap.parse_args(argv)
+    ap.add_argument("--quick", action="store_true",
+                    help="seconds-long form for the test suite: 3 videos per class, 192 clips, one local setting, "
+                         "no S3, 2 naive sources (every code path once; the figures mean nothing)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.clips, args.warmup, args.train_per_class, args.sources, args.actors = 192, 32, 2, 2, [1]
+        args.skip_s3 = True
+    return args
 
 
 @dataclass
@@ -546,7 +553,7 @@ class Bench:
         from tubelab import config
 
         home = Path(args.home).resolve()
-        base = prepare_overrides(home, args.train_per_class)
+        base = prepare_overrides(home, args.train_per_class) + (["dataset.generator.test_per_class=1"] if args.quick else [])
         manifest, url = prepare_shards(base)
         rows = train_rows(manifest, url)
         videos = len(rows["video"])

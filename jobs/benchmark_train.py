@@ -38,6 +38,11 @@ GPU = ["model=r2plus1d_18", "pretrain.clip.frames=16", "pretrain.clip.crop=112",
        "dataset.generator.height=128", "resources.train_workers=1", "resources.gpus_per_train_worker=1",
        "resources.cpus_per_train_worker=2"]
 
+# --quick: the tiny synthetic set of the test suite (tests/tiny.py), prepared under TUBELAB_HOME.
+QUICK = ["dataset.generator.train_per_class=2", "dataset.generator.test_per_class=1", "dataset.generator.num_frames=24",
+         "dataset.generator.width=64", "dataset.generator.height=48", "dataset.encode.short_side=48",
+         "pretrain.batch_size=4", "pretrain.clip.crop=40", "pretrain.moco.queue=16", "resources.train_workers=1"]
+
 
 def forward_flops(cfg) -> float:
     """FLOPs of one backbone forward of one clip (counted by torch's FlopCounterMode)."""
@@ -70,10 +75,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", help="write the figures as JSON here")
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--quick", action="store_true",
+                    help="seconds-long form for the test suite: 1 epoch, 1 worker, 2 tiny videos per class (the figures mean nothing)")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     on_gpu = torch.cuda.is_available()
-    base = [*(GPU if on_gpu else []), f"pretrain.epochs={args.epochs}", *args.overrides]
+    base = [*(GPU if on_gpu else []), f"pretrain.epochs={1 if args.quick else args.epochs}",
+            *(QUICK if args.quick else []), *args.overrides]
     if on_gpu:
         decode = max(int((os.cpu_count() or 2) - 3), 1)
         base += [f"resources.decode_actors={decode}"]

@@ -176,7 +176,10 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=60, help="time budget for the measuring rounds")
     parser.add_argument("--out", help="write the figures as JSON here")
+    parser.add_argument("--quick", action="store_true", help="seconds-long form for the test suite: batch 4, 1 s")
     args = parser.parse_args()
+    if args.quick:
+        args.batch, args.seconds = 4, 1.0
 
     torch.set_num_threads(1)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
