@@ -2,16 +2,18 @@
 real `mlflow server`, then the sweep's runs found in the MLflow UI by headless Chromium.
 
 Once per module: start a private head with the real CLI (`ray start --head --block`, own temp dir, own
-ports, token authentication with its own token), submit `python jobs/sweep.py ablation=demo ...` with
-the real `ray job submit --working-dir .`, and keep what came back. The tests then check the job, the
+ports, token authentication with its own token), run README's `export RAY_AUTH_MODE=token ...` and
+`ray job submit ... --runtime-env-json '{...}' -- python jobs/sweep.py ablation=demo tracking=server` as
+written (bash; tiny overrides appended), and keep what came back. The tests then check the job, the
 auth, the upload, the MLflow runs and table, the UI, and that stopping the head leaves nothing behind.
 """
 
 import json
+import os
 import re
+import shlex
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -20,6 +22,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from documented import documented_line
 from services import BIN, RayHead, http_status, processes_using, wait_gone
 from tiny import tiny_sweep
 
@@ -29,10 +32,16 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = "cluster-e2e"
 SWEEP = "cluster-e2e-sweep"
 SMALL = tiny_sweep(pretrain_epochs=1)  # one pretraining epoch: the point here is the cluster path
-# Fake secrets the job gets the way a user would pass real ones (runtime_env env_vars): AWS keys, an MLflow
-# token, and MLflow basic-auth credentials inside MLFLOW_TRACKING_URI. None may reach MLflow or the logs.
+# Fake secrets the job gets the way README says real ones come: from the nodes' environment (here the head's,
+# which its job drivers and workers inherit), never in the runtime env. None may reach MLflow or the logs.
 SECRETS = {"AWS_ACCESS_KEY_ID": "AKIAFAKESCANTUBELAB1", "AWS_SECRET_ACCESS_KEY": "fake-aws-secret-7f3a9c",
-           "MLFLOW_TRACKING_TOKEN": "fake-mlflow-token-51e2d0", "password": "fake-mlflow-password-0b8d"}
+           "MLFLOW_TRACKING_TOKEN": "fake-mlflow-token-51e2d0", "MLFLOW_TRACKING_PASSWORD": "fake-mlflow-password-0b8d"}
+# README's two lines, run as written by bash (the runtime-env JSON holds a `$(git rev-parse HEAD)`).
+EXPORT = "export RAY_AUTH_MODE=token RAY_AUTH_TOKEN=<token>"
+SUBMIT = ("ray job submit --address http://HEAD:8265 --working-dir . --runtime-env-json '{\"py_modules\": "
+          "[\"platform/tubelab\"], \"env_vars\": {\"TUBELAB_HOME\": \"/shared/tubelab\", \"MLFLOW_TRACKING_URI\": "
+          "\"http://MLFLOW:5000\", \"TUBELAB_GIT_COMMIT\": \"'$(git rev-parse HEAD)'\"}}' -- python jobs/sweep.py "
+          "ablation=demo tracking=server")
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
 
@@ -61,26 +70,25 @@ def submitted(tmp_path_factory, mlflow_server):
     home = root / "home"
     # 2 trials x (driver 0.5 + 1 train worker + 1 decode actor + listing 1 + read 0.25) CPUs: both at once.
     # One train worker per trial keeps the process count down on 2 cores (test_sweep_e2e covers 2 workers).
-    head = RayHead(root, num_cpus=8)
+    head = RayHead(root, num_cpus=8, env={"MLFLOW_TRACKING_USERNAME": "e2e", **SECRETS})
     try:
-        submission_id = f"tubelab-e2e-{int(time.time())}"
-        runtime_env = {
-            # the cluster's Python must import tubelab from the uploaded code, not from a local install
-            "py_modules": ["platform/tubelab"],
-            "env_vars": {"TUBELAB_HOME": str(home),
-                         "MLFLOW_TRACKING_URI": mlflow_server.replace("//", f"//e2e:{SECRETS['password']}@"),
-                         **{k: v for k, v in SECRETS.items() if k.isupper()}},
-        }
-        cmd = [str(BIN / "ray"), "job", "submit", "--address", head.dashboard_url, "--submission-id", submission_id,
-               "--working-dir", ".", "--runtime-env-json", json.dumps(runtime_env), "--",
-               "python", "jobs/sweep.py", "ablation=demo", f"name={SWEEP}", "tracking=server",
-               f"tracking.experiment={EXPERIMENT}", "resources.train_workers=1", *SMALL]
+        script = "\n".join([
+            documented_line("README.md", EXPORT, {"<token>": head.token}),
+            documented_line("README.md", SUBMIT, {"http://HEAD:8265": head.dashboard_url, "/shared/tubelab": str(home),
+                                                  "http://MLFLOW:5000": mlflow_server})
+            + " " + shlex.join([f"name={SWEEP}", f"tracking.experiment={EXPERIMENT}", "resources.train_workers=1",
+                                *SMALL])])
+        env = {k: v for k, v in head.client_env.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+        env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # the venv's `ray`
         try:  # `ray job submit` uploads, submits, streams the job's logs and exits with the job's outcome
-            proc = subprocess.run(cmd, cwd=ROOT, env=head.client_env, capture_output=True, text=True, timeout=900)
+            proc = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
         except subprocess.TimeoutExpired as e:
             (root / "job-submit.log").write_bytes((e.stdout or b"") + (e.stderr or b""))
             raise
         (root / "job-submit.log").write_text(proc.stdout + proc.stderr)
+        submitted = re.search(r"Job '([^']+)' submitted successfully", proc.stdout + proc.stderr)
+        assert submitted, (proc.stdout + proc.stderr)[-3000:]
+        submission_id = submitted.group(1)
         yield Submitted(head, proc, submission_id, mlflow_server, home)
     finally:
         head.stop()
@@ -134,6 +142,8 @@ def test_mlflow_holds_the_parent_run_and_one_child_per_trial(submitted):
     parent = submitted.parent()
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["tubelab.ablation"] == "demo"
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert parent.data.tags["git_commit"] == commit  # README's TUBELAB_GIT_COMMIT (the upload holds no .git)
     trials = submitted.trials(parent)
     assert len(trials) == 2
     assert {t.data.params["grid.tubelet"] for t in trials} == {"no_motion", "default"}
@@ -179,7 +189,7 @@ def test_no_secret_reaches_mlflow_the_job_logs_or_the_store(submitted, tmp_path)
     assert any(name.startswith("store checkpoints") for name in seen)
     leaks = [(where, key) for where, text in seen.items() for key, secret in SECRETS.items() if secret in text]
     assert not leaks, leaks
-    # the tracking URI was logged, without its credentials
+    # the tracking URI was logged (it holds no credentials: those came from the environment)
     assert {r.data.params.get("tracking.uri") for r in runs} - {None} == {submitted.tracking_uri}
 
 

@@ -1,5 +1,6 @@
-"""The synthetic SEVERE proxy end to end: `tubelab severe suite=proxy` runs the eight settings as Ray Tune
-trials (each a Ray Train fine-tune) and writes the table with the Mean; `tubelab report severe=` rebuilds it."""
+"""The synthetic SEVERE proxy end to end: README's `tubelab severe checkpoint=<checkpoint dir>` (suite=proxy)
+runs the eight settings as Ray Tune trials (each a Ray Train fine-tune of the checkpoint) and writes the table
+with the Mean; README's `tubelab report severe=<name>` rebuilds it."""
 
 import os
 import subprocess
@@ -7,7 +8,7 @@ import subprocess
 import pytest
 from mlflow.tracking import MlflowClient
 
-from services import BIN
+from documented import documented
 from tubelab.evaluation.severe import SETTINGS
 
 pytestmark = pytest.mark.slow
@@ -19,7 +20,7 @@ SMALL_CLIPS = ["generator.train=12", "generator.test=4", "generator.width=64", "
 CARDS = {"synthetic": SMALL_CLASSES, "synthetic_domain": SMALL_CLASSES, "synthetic_fine": SMALL_CLASSES,
          "synthetic_count": [*SMALL_CLIPS, "generator.max_count=4"],
          "synthetic_multi": SMALL_CLIPS}
-ARGS = ["suite=proxy", "name=e2e-severe", "label=random-init",
+ARGS = ["suite=proxy", "name=e2e-severe",
         *[f"card.{card}.{o}" for card, opts in CARDS.items() for o in opts],
         "setting.epochs=1", "setting.eval_every=1", "setting.batch_size=4", "setting.budget=10",
         "setting.clip.crop=40", "setting.clip.clips_per_video=1",
@@ -28,22 +29,21 @@ ARGS = ["suite=proxy", "name=e2e-severe", "label=random-init",
         "resources.train_workers=1", "resources.num_cpus=8"]
 
 
-def tubelab(home, *args):
-    return subprocess.run([str(BIN / "tubelab"), *args], env={**os.environ, "TUBELAB_HOME": str(home)},
-                          capture_output=True, text=True, timeout=1200)
-
-
 @pytest.fixture(scope="module")
-def severe(tmp_path_factory):
+def severe(tmp_path_factory, my_run):
+    """README's `tubelab severe checkpoint=<checkpoint dir>` of my_run's checkpoint (tests/conftest.py)."""
     home = tmp_path_factory.mktemp("severe-home")
-    proc = tubelab(home, "severe", *ARGS)
+    command = documented("README.md", ".venv/bin/tubelab severe checkpoint=<checkpoint dir>",
+                         {"<checkpoint dir>": str(my_run.checkpoint)})
+    proc = subprocess.run([*command, *ARGS], env={**os.environ, "TUBELAB_HOME": str(home)}, capture_output=True,
+                          text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return home, proc.stdout, MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
 
 
 def test_table_has_the_eight_settings_and_the_mean(severe):
     _, stdout, _ = severe
-    ours = next(line for line in stdout.splitlines() if line.startswith("| random-init |"))
+    ours = next(line for line in stdout.splitlines() if line.startswith("| my-run |"))  # the pretraining run's name
     cells = [c.strip() for c in ours.strip("|").split("|")]
     assert len(cells) == 1 + len(SETTINGS) + 1 and "n/a" not in cells
     # each cell is "score [low, high]": the 95 % interval from the setting's per-video predictions
@@ -75,7 +75,9 @@ def test_mlflow_parent_children_and_artifacts(severe):
 
 def test_report_rebuilds_the_row(severe):
     home, stdout, _ = severe
-    proc = tubelab(home, "report", "severe=e2e-severe")
+    proc = subprocess.run(documented("README.md", ".venv/bin/tubelab report severe=<name>[,<name>...]",
+                                     {"<name>[,<name>...]": "e2e-severe"}),
+                          env={**os.environ, "TUBELAB_HOME": str(home)}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ours = [line for line in proc.stdout.splitlines() if line.startswith("| random-init |")]
-    assert ours == [line for line in stdout.splitlines() if line.startswith("| random-init |")]
+    ours = [line for line in proc.stdout.splitlines() if line.startswith("| my-run |")]
+    assert ours and ours == [line for line in stdout.splitlines() if line.startswith("| my-run |")]

@@ -1,8 +1,8 @@
 """The walking skeleton end to end: `tubelab sweep` through a real local Ray and a real MLflow store.
 
-One small sweep (2 grid points, each: Ray Train pretraining with 2 workers -> fine-tune -> score) is
-run once per module through the real CLI, interrupted after its first trial and finished with
-`--resume`; the tests then read what it left behind: the printed table, the MLflow parent and child
+One small sweep (2 grid points, each: Ray Train pretraining with 2 workers -> fine-tune -> score) is run
+once per module as README's `make demo` with tiny overrides appended, interrupted after its first trial
+and finished with `--resume`; the tests then read what it left behind: the printed table, the MLflow parent and child
 runs with params, metrics and artifacts, `tubelab report`, a second sweep that reuses the trials, and
 a third that trains them again and must print the same table.
 """
@@ -17,6 +17,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from documented import ROOT, documented
 from services import stop_group
 from tiny import tiny_sweep
 
@@ -25,11 +26,13 @@ from tubelab.data.synthetic import CLASSES
 pytestmark = pytest.mark.slow
 
 SMALL = [
-    "ablation=demo",
     "name=e2e-sweep",
     *tiny_sweep(pretrain_epochs=2),
     "resources.max_concurrent_trials=1",   # one trial at a time: the interruption finds one finished
 ]
+# README's sweep line; the appended SMALL sets the epochs again, so it is the demo's config, and its trials
+# are found finished (reused) instead of trained again.
+SWEEP = ".venv/bin/tubelab sweep ablation=demo pretrain.epochs=5 setting.epochs=10"
 
 
 def tubelab(home: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -40,11 +43,11 @@ def tubelab(home: Path, *args: str, timeout: int = 900) -> subprocess.CompletedP
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """The sweep is interrupted (driver and its embedded Ray killed) as soon as its first trial has
-    finished, then finished with `--resume`: the other tests read what the resumed sweep left."""
+    """`make demo` (README) is interrupted (make, the driver and its embedded Ray killed) as soon as its
+    first trial has finished, then finished with `--resume`: the other tests read what the resumed sweep left."""
     home = tmp_path_factory.mktemp("tubelab-home")
     log = open(home / "first.log", "w")
-    first = subprocess.Popen([str(Path(sys.executable).parent / "tubelab"), "sweep", *SMALL], stdout=log,
+    first = subprocess.Popen([*documented("README.md", "make demo"), f"ARGS={' '.join(SMALL)}"], cwd=ROOT, stdout=log,
                              stderr=subprocess.STDOUT, env={**os.environ, "TUBELAB_HOME": str(home)},
                              start_new_session=True)
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
@@ -57,7 +60,7 @@ def sweep(tmp_path_factory):
         stop_group(first)
         log.close()
     before = trials(client)
-    resumed = tubelab(home, "sweep", "--resume", *[o for o in SMALL if not o.startswith("name=")])
+    resumed = tubelab(home, "sweep", "--resume", "ablation=demo", *[o for o in SMALL if not o.startswith("name=")])
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-5000:]
     return home, resumed.stdout, client, before
 
@@ -126,7 +129,9 @@ def test_parent_holds_the_table(sweep, tmp_path):
 
 def test_report_rebuilds_the_table_from_mlflow(sweep):
     home, stdout, _, _ = sweep
-    proc = tubelab(home, "report", "sweep=e2e-sweep", timeout=120)
+    proc = subprocess.run(documented("README.md", ".venv/bin/tubelab report sweep=<sweep name>",
+                                     {"<sweep name>": "e2e-sweep"}), env={**os.environ, "TUBELAB_HOME": str(home)},
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     table = [line for line in proc.stdout.splitlines() if line.startswith("|")]
     printed = [line for line in stdout.splitlines() if line.startswith("|")]
@@ -135,10 +140,12 @@ def test_report_rebuilds_the_table_from_mlflow(sweep):
 
 def test_a_second_sweep_reuses_finished_trials_instead_of_rerunning_them(sweep):
     home, stdout, client, _ = sweep
-    same_name = tubelab(home, "sweep", *SMALL, timeout=120)
+    same_name = tubelab(home, "sweep", "ablation=demo", *SMALL, timeout=120)
     assert same_name.returncode == 2 and "a sweep named 'e2e-sweep' already exists" in same_name.stderr
     assert "--resume" in same_name.stderr
-    again = tubelab(home, "sweep", *[o for o in SMALL if not o.startswith("name=")], "name=e2e-again", timeout=300)
+    again = subprocess.run([*documented("README.md", SWEEP), *[o for o in SMALL if not o.startswith("name=")],
+                            "name=e2e-again"], env={**os.environ, "TUBELAB_HOME": str(home)}, capture_output=True,
+                           text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "0 to run, 2 reused from earlier sweeps, 0 already finished" in again.stdout
     assert "RayTrainWorker" not in again.stdout + again.stderr  # nothing was trained
@@ -156,17 +163,47 @@ def test_a_second_sweep_reuses_finished_trials_instead_of_rerunning_them(sweep):
     assert "2 finished trial(s), 2 reused from earlier sweeps" in again.stdout
 
 
-def test_a_rerun_with_the_same_seed_prints_the_same_table(sweep):
-    """Deterministic on CPU (the default): training both trials again, uninterrupted, gives the interrupted
-    and resumed sweep's scores and intervals exactly."""
-    home, stdout, _, _ = sweep
-    rerun = tubelab(home, "sweep", *[o for o in SMALL if not o.startswith("name=")], "name=e2e-rerun", "reuse=false")
-    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-    assert "2 to run, 0 reused from earlier sweeps" in rerun.stdout
+def test_table3_motion_reuses_the_demo_trial_and_its_resume_finds_it_finished(sweep):
+    """README's two table3_motion lines, cut to the demo's no_motion point and column (appended overrides):
+    that trial is the demo's (the fingerprint ignores the ablation), so it is reused, not trained; `--resume`
+    then finds the sweep finished and prints its table again without touching the run."""
+    home, stdout, client, _ = sweep
+    small = [*[o for o in SMALL if not o.startswith("name=")], "ablation.grid.tubelet=[no_motion]",
+             "ablation.downstream=[synthetic]"]
 
-    def rows(out):
-        return sorted(line for line in out.splitlines() if line.startswith(("| no_motion", "| default")))
-    assert len(rows(stdout)) == 3 and rows(rerun.stdout) == rows(stdout)  # 2 scores, 1 paired difference
+    def table3(command):
+        proc = subprocess.run([*command, *small], env={**os.environ, "TUBELAB_HOME": str(home)},
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "RayTrainWorker" not in proc.stdout + proc.stderr  # nothing was trained
+        return proc.stdout
+
+    def row(out):
+        (line,) = [ln for ln in out.splitlines() if ln.startswith("| no_motion |")]
+        return line
+
+    first = table3(documented("README.md", ".venv/bin/tubelab sweep ablation=table3_motion"))
+    assert "1 trials (table3_motion): 0 to run, 1 reused from earlier sweeps, 0 already finished" in first
+    assert row(first) == row(stdout)  # the demo's score and interval
+    (parent,) = runs(client, "tags.`tubelab.kind` = 'sweep' and tags.`tubelab.ablation` = 'table3_motion'")
+    again = table3(documented("README.md", ".venv/bin/tubelab sweep ablation=table3_motion --resume"))
+    assert "every sweep of ablation 'table3_motion' finished" in again and "0 to run" in again
+    assert row(again) == row(first)
+    assert client.get_run(parent.info.run_id).info.end_time == parent.info.end_time  # read, not run again
+
+
+def test_a_rerun_with_the_same_seed_prints_the_same_table(sweep):
+    """Deterministic on CPU (the default): training the trial that was interrupted and resumed (`default`,
+    the second) again, uninterrupted, gives its score and interval exactly."""
+    home, stdout, _, _ = sweep
+    rerun = tubelab(home, "sweep", "ablation=demo", *[o for o in SMALL if not o.startswith("name=")], "name=e2e-rerun",
+                    "reuse=false", "ablation.grid.tubelet=[default]")
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "1 to run, 0 reused from earlier sweeps" in rerun.stdout
+
+    def score(out):
+        return [line for line in out.splitlines() if line.startswith("| default |") and "[" in line][0]
+    assert score(rerun.stdout) == score(stdout)
 
 
 def test_the_interrupted_sweep_resumed_only_its_unfinished_trial(sweep):

@@ -6,7 +6,8 @@ import urllib.request
 
 from mlflow.tracking import MlflowClient
 
-from services import BIN, free_port, stop_group, wait_http
+from documented import documented
+from services import free_port, stop_group, wait_http
 from tubelab import config
 from tubelab.tracking import mlflow_runs
 
@@ -43,7 +44,7 @@ def test_runs_params_metrics_artifacts_over_http(mlflow_server, tmp_path, monkey
 
 def test_tubelab_ui_serves_the_store_on_localhost(tmp_path):
     port = free_port()
-    proc = subprocess.Popen([str(BIN / "tubelab"), "ui", f"port={port}"], env={**os.environ, "TUBELAB_HOME": str(tmp_path)},
+    proc = subprocess.Popen([*documented("README.md", ".venv/bin/tubelab ui"), f"port={port}"], env={**os.environ, "TUBELAB_HOME": str(tmp_path)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", proc, timeout=180)  # mlflow ui starts slowly on a loaded machine

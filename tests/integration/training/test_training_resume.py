@@ -1,6 +1,7 @@
 """Pretraining survives interruptions: a rerun under the same name resumes from the last checkpoint,
 and a train worker killed mid-epoch is replaced and restored; MLflow keeps one run with one value per
-epoch and the planned number of steps. A resumed run computes what the uninterrupted run computes."""
+epoch and the planned number of steps. A resumed run computes what the uninterrupted run computes. An
+exception in the training code is not retried like a lost worker."""
 
 import os
 import signal
@@ -13,13 +14,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from services import BIN
+from tiny import TINY_FINETUNE, TINY_PRETRAIN
 
 pytestmark = pytest.mark.slow
 
-SMALL = ["dataset.generator.train_per_class=4", "dataset.generator.test_per_class=1",
-         "dataset.generator.num_frames=24", "dataset.generator.width=64", "dataset.generator.height=48",
-         "dataset.encode.short_side=48", "pretrain.batch_size=4", "pretrain.clip.crop=40",
-         "pretrain.clip.clips_per_video=2", "pretrain.moco.queue=32"]
 STEPS_PER_EPOCH = 40 * 2 // (4 * 2)  # videos x clips per video / (batch x workers)
 
 
@@ -28,7 +26,7 @@ def env(home):
 
 
 def pretrain(home, *args):
-    return subprocess.run([str(BIN / "tubelab"), "pretrain", *SMALL, *args], env=env(home), capture_output=True,
+    return subprocess.run([str(BIN / "tubelab"), "pretrain", *TINY_PRETRAIN, *args], env=env(home), capture_output=True,
                           text=True, timeout=600)
 
 
@@ -41,51 +39,51 @@ def the_run(home, name):
     return run, history
 
 
-def test_rerun_with_the_same_name_resumes(tmp_path):
-    first = pretrain(tmp_path, "name=resume-me", "pretrain.epochs=3", "pretrain.stop_epoch=1")
-    assert first.returncode == 0, first.stderr[-3000:]
-    run, history = the_run(tmp_path, "resume-me")
-    assert [s for s, _ in history["pretrain/loss"]] == [0]
-
-    second = pretrain(tmp_path, "name=resume-me", "pretrain.epochs=3")
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert "restored the checkpoint of epoch 0; continuing at epoch 1" in second.stdout + second.stderr
+def test_rerun_with_the_same_name_resumes(my_run):
+    """my_run (tests/conftest.py): `tubelab pretrain name=my-run ... pretrain.stop_epoch=1`, then the same
+    command without the stop."""
+    assert "restored the checkpoint" not in my_run.first.stdout + my_run.first.stderr
+    second = my_run.second.stdout + my_run.second.stderr
+    assert "restored the checkpoint of epoch 0; continuing at epoch 1" in second
     for internal in ("Reporting training result", "Checkpoint successfully created", "Grad strides",
                      "Starting execution of Dataset"):
-        assert internal not in second.stdout + second.stderr  # quiet by default (-v brings them back)
-    again, history = the_run(tmp_path, "resume-me")  # one MLflow run, not two
-    assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
+        assert internal not in second  # quiet by default (-v brings them back)
+    run, history = the_run(my_run.home, "my-run")  # one MLflow run, not two
+    assert run.info.status == "FINISHED"
     assert [s for s, _ in history["pretrain/loss"]] == [0, 1, 2]
     assert sum(v for _, v in history["pretrain/steps"]) == 3 * STEPS_PER_EPOCH
+    assert my_run.checkpoint.is_dir() and (my_run.checkpoint / "checkpoint.pt").is_file()
 
     # deterministic (the default): the same seed in one go gives the resumed run's numbers, bit for bit
-    straight = pretrain(tmp_path, "name=straight", "pretrain.epochs=3")
+    straight = pretrain(my_run.home, "name=straight", "pretrain.epochs=3")
     assert straight.returncode == 0, straight.stderr[-3000:]
-    assert the_run(tmp_path, "straight")[1]["pretrain/loss"] == history["pretrain/loss"]
-    other = pretrain(tmp_path, "name=other-seed", "seed=1", "pretrain.epochs=3", "pretrain.stop_epoch=1")
-    assert other.returncode == 0, other.stderr[-3000:]
-    assert the_run(tmp_path, "other-seed")[1]["pretrain/loss"][0] != history["pretrain/loss"][0]
+    assert the_run(my_run.home, "straight")[1]["pretrain/loss"] == history["pretrain/loss"]
+    # (another seed gives other numbers: test_killed_train_worker_is_restored_from_its_checkpoint, seed=1)
 
 
-def epoch_logged(db) -> bool:
-    """Epoch 0 is in MLflow. Plain sqlite reads: an MlflowClient here would race the run's own process
-    creating the store's tables."""
+def epoch_logged(db, name) -> bool:
+    """Epoch 0 of run `name` is in MLflow. Plain sqlite reads: an MlflowClient here would race the run's own
+    process writing the store."""
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-            return con.execute("SELECT count(*) FROM metrics WHERE key = 'pretrain/loss'").fetchone()[0] > 0
+            return con.execute("SELECT count(*) FROM metrics m JOIN tags t ON m.run_uuid = t.run_uuid WHERE "
+                               "m.key = 'pretrain/loss' AND t.key = 'tubelab.name' AND t.value = ?",
+                               (name,)).fetchone()[0] > 0
     except sqlite3.OperationalError:  # not created yet
         return False
 
 
-def test_killed_train_worker_is_restored_from_its_checkpoint(tmp_path):
-    proc = subprocess.Popen([str(BIN / "tubelab"), "pretrain", "-v", *SMALL, "name=kill-me", "pretrain.epochs=4"],
-                            env=env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+def test_killed_train_worker_is_restored_from_its_checkpoint(my_run):
+    """my_run's command with seed=1 (its shards reused), a train worker killed after epoch 0."""
+    home = my_run.home
+    proc = subprocess.Popen([str(BIN / "tubelab"), "pretrain", "-v", *TINY_PRETRAIN, "name=kill-me", "seed=1",
+                             "pretrain.epochs=3"], env=env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        checkpoints = tmp_path / "checkpoints" / "kill-me"
+        checkpoints = home / "checkpoints" / "kill-me"
         # Epoch 0 logged and its checkpoint registered by Ray Train (the snapshot is written after that).
-        while time.monotonic() < deadline and not (epoch_logged(tmp_path / "mlflow.db")
+        while time.monotonic() < deadline and not (epoch_logged(home / "mlflow.db", "kill-me")
                                                    and (checkpoints / "checkpoint_manager_snapshot.json").exists()):
             assert proc.poll() is None, proc.stdout.read()[-3000:]
             time.sleep(0.5)
@@ -98,9 +96,30 @@ def test_killed_train_worker_is_restored_from_its_checkpoint(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, out[-3000:]
+    assert "tubelab: a train worker was lost; restarting from the last checkpoint (restart 1 of 2)" in out
     assert "tubelab: restored the checkpoint of epoch" in out  # the new worker group restored, not restarted
     assert "Reporting training result" in out and "Starting execution of Dataset" in out  # -v: Ray's lines too
-    run, history = the_run(tmp_path, "kill-me")
-    assert [s for s, _ in history["pretrain/loss"]] == [0, 1, 2, 3]  # continuous, no duplicates
-    assert sum(v for _, v in history["pretrain/steps"]) == 4 * STEPS_PER_EPOCH
+    run, history = the_run(home, "kill-me")
+    assert [s for s, _ in history["pretrain/loss"]] == [0, 1, 2]  # continuous, no duplicates
+    assert sum(v for _, v in history["pretrain/steps"]) == 3 * STEPS_PER_EPOCH
     assert run.info.status == "FINISHED"
+    # the same command with seed=0 (my_run) drew other clips and initial weights
+    assert history["pretrain/loss"][0] != the_run(home, "my-run")[1]["pretrain/loss"][0]
+
+
+def test_an_exception_in_the_training_code_is_not_retried(my_run, tmp_path):
+    """A checkpoint.pt that is not a checkpoint passes the check before Ray (it exists) and fails in
+    every worker's torch.load: one attempt, not Ray Train's three, and the MLflow run ends FAILED."""
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "checkpoint.pt").write_bytes(b"not a torch checkpoint")
+    proc = subprocess.run([str(BIN / "tubelab"), "finetune", "-v", "setting=synthetic", f"checkpoint={tmp_path / 'broken'}",
+                           "name=broken", *TINY_FINETUNE], env=env(my_run.home), capture_output=True, text=True,
+                          timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    assert "UnpicklingError" in out and "[FailurePolicy] RAISE" in out  # -v: Ray Train's decision is shown
+    assert "[FailurePolicy] RETRY" not in out and "restarting from the last checkpoint" not in out
+    client = MlflowClient(f"sqlite:///{my_run.home / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("tubelab")
+    (run,) = client.search_runs([exp.experiment_id], "tags.`tubelab.name` = 'broken'")
+    assert run.info.status == "FAILED"
