@@ -13,6 +13,8 @@ import pytest
 import yaml
 from jsonschema import ValidationError
 from omegaconf import OmegaConf
+
+from documented import documented
 from ray.autoscaler._private.util import prepare_config, validate_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,6 +137,25 @@ def test_submit_overrides_compose_into_a_valid_sweep_config():
     cfg = config.load("sweep", overrides)
     assert cfg.resources.decode_node_resource == DECODE and cfg.resources.train_node_resource == TRAIN
     assert cfg.choices.storage == "s3" and cfg.choices.tracking == "server"
+
+
+README_SUBMIT = ("ray job submit --runtime-env infra/aws/runtime_env.yaml --working-dir . -- python jobs/sweep.py "
+                 "ablation=demo storage=s3 tracking=server resources.decode_node_resource=decode_node "
+                 "resources.train_node_resource=train_node resources.train_workers=2 resources.gpus_per_train_worker=1 "
+                 "resources.cpus_per_train_worker=4 resources.decode_actors=8 resources.cluster_cpus=144 "
+                 "resources.max_concurrent_trials=1")
+
+
+def test_the_readme_submit_line_is_the_scripts_and_composes():
+    """infra/README.md's submit line (it needs an AWS cluster to run) is submit_sweep.sh's, and its overrides
+    compose into a sweep config; tests/docs/test_documented_commands.py lists it as not run here."""
+    from tubelab import config
+
+    argv = documented("infra/README.md", README_SUBMIT)
+    script = submit_command()
+    assert argv[1:] == script[script.index("ray") + 1:script.index("$@")]  # the same arguments after `ray`
+    cfg = config.load("sweep", argv[argv.index("--") + 3:])
+    assert cfg.resources.decode_node_resource == DECODE and cfg.choices.storage == "s3"
 
 
 def test_region_is_the_same_everywhere():
