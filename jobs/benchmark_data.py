@@ -524,11 +524,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--out", help="write the figures as JSON here")
     ap.add_argument("--quick", action="store_true",
                     help="seconds-long form for the test suite: 3 videos per class, 192 clips, one local setting, "
-                         "no S3, 2 naive sources (every code path once; the figures mean nothing)")
+                         "no S3, no naive baseline (tubelab's code paths once; the figures mean nothing)")
     args = ap.parse_args(argv)
     if args.quick:
-        args.clips, args.warmup, args.train_per_class, args.sources, args.actors = 192, 32, 2, 2, [1]
-        args.skip_s3 = True
+        args.clips, args.warmup, args.train_per_class, args.actors = 192, 32, 2, [1]
+        args.skip_s3 = args.skip_naive = True
     return args
 
 
