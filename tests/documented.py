@@ -9,15 +9,15 @@ command fast. tests/docs/test_documented_commands.py fails when a shown command 
 
 import re
 import shlex
-import sys
 from pathlib import Path
+
+from services import BIN
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "datasets/README.md", "infra/README.md", "docs/operations.md")
 # A code-block line is a command when it starts with one of these words (the rest are file trees, YAML, JSON).
 COMMAND_WORDS = (".venv/bin/tubelab", "tubelab", "make", "ray", "python", "python3", "pip", "aws", "kubectl",
                  "docker", "export")
-VENV = Path(sys.executable).parent
 
 
 def code_lines(text: str) -> list[str]:
@@ -87,6 +87,7 @@ def documented_line(doc: str, command: str, fill: dict[str, str] | None = None) 
 def documented(doc: str, command: str, fill: dict[str, str] | None = None) -> list[str]:
     """argv of documented_line(...); a program this venv has (`.venv/bin/tubelab`, `tubelab`, `ray`) is this venv's."""
     argv = shlex.split(documented_line(doc, command, fill))
-    program = VENV / Path(argv[0]).name
-    return [str(program) if program.exists() and Path(argv[0]).name == argv[0].removeprefix(".venv/bin/") else argv[0],
-            *argv[1:]]
+    name = argv[0].removeprefix(".venv/bin/")
+    if "/" not in name and (BIN / name).exists():
+        argv[0] = str(BIN / name)
+    return argv
