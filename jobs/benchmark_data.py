@@ -16,11 +16,12 @@ random place from frames whose short side is 128 (the paper's input).
   2,000 clips: ~210 or ~350 clips/s). Measured once for context: the same processes with one reader
   per clip (ClipDecoder before it decoded a video's clips together).
 - tubelab: shards -> Ray Data (tubelab.data.pipeline.clip_dataset, mode train) -> the driver consuming
-  shuffled batches of 16 from a 64-row buffer (tubelab.data.batches.shuffled_batches) as the train
-  loops do, in a fresh embedded Ray started by tubelab.resources.init_ray(cfg.resources) per setting: the
-  config's resources (decode_actors=1) and decode_actors=2 from local disk, then decode_actors=2
-  from a real S3 endpoint (a moto_server started here, the shard folder copied in with s3fs,
-  `storage=s3 storage.url=s3://...`). A warm-up epoch (1 clip per video), then one epoch of
+  shuffled batches of 16 from the train loops' buffer (training.common.train_batches: 16 batches,
+  256 rows; 64 rows before 2026-12-06), in a fresh embedded Ray started by
+  tubelab.resources.init_ray(cfg.resources) per setting: the config's resources (decode_actors=1) and
+  decode_actors=2 from local disk, then decode_actors=2 from a real S3 endpoint (a moto_server started
+  here, the shard folder copied in with s3fs, `storage=s3 storage.url=s3://...`). A warm-up epoch (1
+  clip per video), then one epoch of
   clip.clips_per_video clips per video; steady state from the first batch after `--warmup` clips
   to the last. The warm-up also drains clips decoded ahead while the consumer waited for its first
   batch (with a 100-clip warm-up one decode actor appeared to beat two plain processes). Reported

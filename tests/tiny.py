@@ -1,6 +1,14 @@
 """Overrides that make commands small enough for the test suite: tiny synthetic videos, tiny clips, few
 epochs. Shared by the tests that run whole commands."""
 
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from tubelab import config
+from tubelab.data.indexers import INDEXERS
+from tubelab.data.prepare import encode_sequential, shard_index, source_dir
+
 TINY_VIDEOS = ["dataset.generator.num_frames=24", "dataset.generator.width=64", "dataset.generator.height=48",
                "dataset.encode.short_side=48"]
 # The pretraining of tests/conftest.py's `my_run` (40 videos, 2 clips each: 10 steps per epoch on 2 workers).
@@ -27,3 +35,19 @@ def tiny_sweep(pretrain_epochs: int = 2) -> list[str]:
         "setting.clip.crop=40",
         "setting.clip.clips_per_video=1",
     ]
+
+
+# A shard folder made without Ray (jobs/gpu_check.py's kit, jobs/finetune_probe.py's input): 1 + 1 videos per class.
+KIT_VIDEOS = ["dataset=synthetic", "dataset.generator.train_per_class=1", "dataset.generator.test_per_class=1",
+              "dataset.generator.num_frames=40", "dataset.generator.width=64", "dataset.generator.height=48",
+              "dataset.encode.short_side=48"]
+
+
+def make_kit(tmp_path, monkeypatch) -> Path:
+    """A kit like `make gpu-kit` makes (shards/ with manifest.json), small, and without Ray."""
+    monkeypatch.setenv("TUBELAB_HOME", str(tmp_path / "home"))
+    cfg = config.load("prepare", KIT_VIDEOS)
+    index = INDEXERS[cfg.dataset.format](source_dir(cfg), **cfg.dataset.index)
+    shard_index(index, str(tmp_path / "kit" / "shards"), card=OmegaConf.to_container(cfg.dataset, resolve=True),
+                shard_max_mb=cfg.shard_max_mb, max_bad_fraction=0.0, encoder=encode_sequential)
+    return tmp_path / "kit"

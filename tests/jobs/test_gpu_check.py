@@ -6,27 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from tubelab import config
-from tubelab.data.indexers import INDEXERS
-from tubelab.data.prepare import encode_sequential, shard_index, source_dir
+from tiny import make_kit
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["dataset=synthetic", "dataset.generator.train_per_class=1", "dataset.generator.test_per_class=1",
-        "dataset.generator.num_frames=40", "dataset.generator.width=64", "dataset.generator.height=48",
-        "dataset.encode.short_side=48"]
 NOT_ON_THE_GPU_IMAGE = {"ray", "mlflow", "hydra", "fsspec", "s3fs", "av"}
-
-
-def make_kit(tmp_path, monkeypatch) -> Path:
-    """A kit like `make gpu-kit` makes (shards/ with manifest.json), small, and without Ray."""
-    monkeypatch.setenv("TUBELAB_HOME", str(tmp_path / "home"))
-    cfg = config.load("prepare", TINY)
-    index = INDEXERS[cfg.dataset.format](source_dir(cfg), **cfg.dataset.index)
-    shard_index(index, str(tmp_path / "kit" / "shards"), card=OmegaConf.to_container(cfg.dataset, resolve=True),
-                shard_max_mb=cfg.shard_max_mb, max_bad_fraction=0.0, encoder=encode_sequential)
-    return tmp_path / "kit"
 
 
 def test_quick_cpu_run_writes_every_section_and_imports_no_cluster_stack(tmp_path, monkeypatch):

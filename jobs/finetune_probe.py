@@ -1,0 +1,111 @@
+"""What a fine-tune recipe can learn, without the platform around it: one process, no Ray, no MLflow.
+
+    python jobs/finetune_probe.py --shards DIR [--epochs 8] [--seed 1] [--init-seed 1000] [--order blocks]
+                                  [--frames 8] [--stride 4] [--crop 32] [--clips-per-video 2] [--batch 16] [--lr 1e-3]
+
+Reads a prepared single-label dataset (`tubelab prepare`'s shard folder: train-*.parquet, test-*.parquet),
+decodes each epoch's training clips with tubelab's ClipDecoder (the same clip draws as a fine-tune with
+that seed: data.decode.clip_rng), trains `r2plus1d_tiny` with tubelab's fine-tune step (Adam, the
+platform's normalisation) and prints test top-1 of the centred clip after every epoch: a learning curve
+for recipe searches (docs/results.md "Proxy recipe search"), without validation carve or model selection.
+
+--order: `random` draws each epoch's batches from a fresh permutation of all clips; `blocks` feeds them
+as a deterministic fine-tune does (blocks of 8 videos in one seeded order every epoch, batches drawn
+from a 4-batch buffer, as training.common.train_batches; --buffer-batches). --init-seed: the torch seed of the model's
+initialisation (a fine-tune's rank 0 uses seed * 1000: training.common.worker_seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from tubelab.data.batches import shuffled_batches
+from tubelab.data.decode import ClipDecoder
+from tubelab.data.pipeline import VIDEOS_PER_BLOCK
+from tubelab.models import build_model
+from tubelab.training import steps
+
+COLUMNS = ("video_id", "video", "num_frames", "label")
+
+
+def read_split(shards: str, split: str) -> dict[str, np.ndarray]:
+    paths = sorted(glob.glob(f"{shards}/{split}-*.parquet"))
+    if not paths:
+        raise SystemExit(f"no {split}-*.parquet in {shards}: pass the folder `tubelab prepare` wrote")
+    table = pa.concat_tables([pq.read_table(p, columns=list(COLUMNS)) for p in paths])
+    rows = {k: np.array(table.column(k).to_pylist(), dtype=object) for k in COLUMNS}
+    return {**rows, "num_frames": rows["num_frames"].astype(np.int64), "label": rows["label"].astype(np.int64)}
+
+
+def decode(decoder: ClipDecoder, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = [decoder({k: v[i:i + 16] for k, v in rows.items()}) for i in range(0, len(rows["label"]), 16)]
+    return {k: np.concatenate([o[k] for o in out]) for k in ("clip", "label")}
+
+
+def epoch_batches(clips: dict[str, np.ndarray], batch: int, order: str, seed: int, epoch: int, rows_per_block: int,
+                  buffer_batches: int = 4):
+    if order == "blocks":  # as a deterministic fine-tune: one block order for every epoch, a small buffer
+        blocks = [{k: v[b:b + rows_per_block] for k, v in clips.items()}
+                  for b in range(0, len(clips["label"]), rows_per_block)]
+        blocks = [blocks[i] for i in np.random.default_rng(seed).permutation(len(blocks))]
+        yield from shuffled_batches(blocks, batch, buffer_batches * batch, np.random.default_rng([seed, 0, epoch]))
+        return
+    perm = np.random.default_rng([seed, epoch]).permutation(len(clips["label"]))
+    for i in range(0, len(perm) - batch + 1, batch):
+        yield {k: torch.from_numpy(v[perm[i:i + batch]]) for k, v in clips.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--shards", required=True)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0, help="clip draws and batch order")
+    p.add_argument("--init-seed", type=int, default=None, help="model initialisation (default: --seed)")
+    p.add_argument("--order", choices=["random", "blocks"], default="random")
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--stride", type=int, default=4)
+    p.add_argument("--crop", type=int, default=32)
+    p.add_argument("--clips-per-video", type=int, default=2)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="sgd: momentum 0.9")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--buffer-batches", type=int, default=4, help="--order blocks: the shuffle buffer, in batches")
+    a = p.parse_args()
+    torch.use_deterministic_algorithms(True)
+    train, test = read_split(a.shards, "train"), read_split(a.shards, "test")
+    num_classes = int(max(train["label"].max(), test["label"].max())) + 1
+    print(f"{len(train['label'])} train and {len(test['label'])} test videos, {num_classes} classes")
+    geometry = dict(frames=a.frames, strides=[a.stride], crop=a.crop)
+    test_clips = decode(ClipDecoder(**geometry, mode="eval"), test)
+    decoder = ClipDecoder(**geometry, rows_per_video=a.clips_per_video, mode="train", seed=a.seed)
+    torch.manual_seed(a.seed if a.init_seed is None else a.init_seed)
+    net = build_model({"name": "r2plus1d_tiny"}, num_classes=num_classes)
+    optimizer = (torch.optim.Adam(net.parameters(), lr=a.lr) if a.optimizer == "adam"
+                 else torch.optim.SGD(net.parameters(), lr=a.lr, momentum=0.9))
+    for epoch in range(a.epochs):
+        start = time.time()
+        decoder.epoch = epoch
+        net.train()
+        losses = [steps.finetune_step(net, optimizer, b["clip"][:, 0].movedim(-1, -4), b["label"], "single_label").item()
+                  for b in epoch_batches(decode(decoder, train), a.batch, a.order, a.seed, epoch,
+                                                  rows_per_block=VIDEOS_PER_BLOCK * a.clips_per_video,
+                                                  buffer_batches=a.buffer_batches)]
+        net.eval()
+        with torch.no_grad():
+            predicted = np.concatenate([
+                net(steps.normalize(torch.from_numpy(test_clips["clip"][i:i + 50, 0]).movedim(-1, -4))).argmax(1).numpy()
+                for i in range(0, len(test_clips["label"]), 50)])
+        top1 = 100 * float(np.mean(predicted == test_clips["label"]))
+        print(f"epoch {epoch + 1}: train loss {np.mean(losses):.3f}, test top-1 {top1:.1f} ({time.time() - start:.0f} s)",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
