@@ -30,6 +30,7 @@ from tubelab.data.batches import shuffled_batches
 from tubelab.data.decode import ClipDecoder
 from tubelab.data.pipeline import VIDEOS_PER_BLOCK
 from tubelab.models import build_model
+from tubelab.models.r2plus1d import INPUTS
 from tubelab.training import steps
 
 COLUMNS = ("video_id", "video", "num_frames", "label")
@@ -66,6 +67,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shards", required=True)
     p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--train-per-class", type=int, default=None, help="the first N training videos of each class")
     p.add_argument("--seed", type=int, default=0, help="clip draws and batch order")
     p.add_argument("--init-seed", type=int, default=None, help="model initialisation (default: --seed)")
     p.add_argument("--order", choices=["random", "blocks"], default="random")
@@ -74,19 +76,23 @@ def main() -> None:
     p.add_argument("--crop", type=int, default=32)
     p.add_argument("--clips-per-video", type=int, default=2)
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--input", choices=sorted(INPUTS), default="rgb_diff", help="the model's input (conf/model/tiny.yaml)")
     p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="sgd: momentum 0.9")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--buffer-batches", type=int, default=4, help="--order blocks: the shuffle buffer, in batches")
     a = p.parse_args()
     torch.use_deterministic_algorithms(True)
     train, test = read_split(a.shards, "train"), read_split(a.shards, "test")
+    if a.train_per_class:
+        keep = np.concatenate([np.flatnonzero(train["label"] == c)[:a.train_per_class] for c in np.unique(train["label"])])
+        train = {k: v[np.sort(keep)] for k, v in train.items()}
     num_classes = int(max(train["label"].max(), test["label"].max())) + 1
     print(f"{len(train['label'])} train and {len(test['label'])} test videos, {num_classes} classes")
     geometry = dict(frames=a.frames, strides=[a.stride], crop=a.crop)
     test_clips = decode(ClipDecoder(**geometry, mode="eval"), test)
     decoder = ClipDecoder(**geometry, rows_per_video=a.clips_per_video, mode="train", seed=a.seed)
     torch.manual_seed(a.seed if a.init_seed is None else a.init_seed)
-    net = build_model({"name": "r2plus1d_tiny"}, num_classes=num_classes)
+    net = build_model({"name": "r2plus1d_tiny", "input": a.input}, num_classes=num_classes)
     optimizer = (torch.optim.Adam(net.parameters(), lr=a.lr) if a.optimizer == "adam"
                  else torch.optim.SGD(net.parameters(), lr=a.lr, momentum=0.9))
     for epoch in range(a.epochs):

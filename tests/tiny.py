@@ -9,7 +9,7 @@ from tubelab import config
 from tubelab.data.indexers import INDEXERS
 from tubelab.data.prepare import encode_sequential, shard_index, source_dir
 
-TINY_VIDEOS = ["dataset.generator.num_frames=24", "dataset.generator.width=64", "dataset.generator.height=48",
+TINY_VIDEOS = ["dataset.generator.num_frames=32", "dataset.generator.width=64", "dataset.generator.height=48",
                "dataset.encode.short_side=48"]
 # The pretraining of tests/conftest.py's `my_run` (40 videos, 2 clips each: 10 steps per epoch on 2 workers).
 TINY_PRETRAIN = ["dataset.generator.train_per_class=4", "dataset.generator.test_per_class=1", *TINY_VIDEOS,

@@ -13,7 +13,7 @@ from tubelab.evaluation.severe import SETTINGS
 
 pytestmark = pytest.mark.slow
 
-SMALL_CLASSES = ["generator.train_per_class=4", "generator.test_per_class=1", "generator.num_frames=24",
+SMALL_CLASSES = ["generator.train_per_class=4", "generator.test_per_class=1", "generator.num_frames=32",
                  "generator.width=64", "generator.height=48", "encode.short_side=48"]
 SMALL_CLIPS = ["generator.train=12", "generator.test=4", "generator.width=64", "generator.height=48",
                "encode.short_side=48"]

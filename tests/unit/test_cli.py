@@ -33,6 +33,7 @@ def test_help_lists_every_subcommand(tmp_path):
     ("pretrain.epochz=2", "unknown config key 'pretrain.epochz'; valid keys under 'pretrain': "),
     ("tubelet.motion=zigzag", "tubelet.motion='zigzag' is not valid; choose one of: none, linear, nonlinear"),
     ("model.name=resnet", "model.name='resnet' is not valid; choose one of: r2plus1d_18, r2plus1d_tiny"),
+    ("model.input=flow", "model.input='flow' is not valid; choose one of: rgb, rgb_diff"),
 ])
 def test_bad_override_fails_before_ray_starts(tmp_path, override, message):
     start = time.monotonic()

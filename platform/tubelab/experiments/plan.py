@@ -16,6 +16,7 @@ from tubelab import config, resources
 from tubelab.config import ConfigError, to_container
 from tubelab.experiments.grid import GridPoint, expand
 from tubelab.models import MODELS
+from tubelab.models.r2plus1d import INPUTS
 from tubelab.tracking.schema import parse_label
 from tubelab.tubelets import validate_tubelet_config
 
@@ -58,6 +59,8 @@ def validate_run(cfg: DictConfig) -> None:
     """Value checks that Hydra's key checks cannot do; each error names the key and the fix."""
     if cfg.model.name not in MODELS:
         raise ConfigError(f"model.name={cfg.model.name!r} is not valid; choose one of: {', '.join(sorted(MODELS))}")
+    if cfg.model.get("input", "rgb") not in INPUTS:
+        raise ConfigError(f"model.input={cfg.model.input!r} is not valid; choose one of: {', '.join(INPUTS)}")
     clip = cfg.pretrain.clip
     try:
         validate_tubelet_config(cfg.tubelet, clip_shape=(3, clip.frames, clip.crop, clip.crop))

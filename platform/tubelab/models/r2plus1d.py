@@ -53,6 +53,21 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
+# What the stem sees, and its channel count. "rgb_diff" adds each frame's difference to the previous one
+# (zero for the first) to the normalised RGB frames: the tiny model learns the synthetic motion classes
+# from random initialisation on every seed tried with it and on about half without it, where it sits at
+# chance for 4-8+ epochs (docs/results.md "Proxy recipe search, part 2"). The paper's model is RGB.
+INPUTS = {"rgb": 3, "rgb_diff": 6}
+DIFF_GAIN = 3.0  # the differences of normalised frames are small next to the frames; the measured setting
+
+
+def frame_differences(x):
+    """(B, 3, T, H, W) normalised clips -> (B, 6, T, H, W): the frames, then DIFF_GAIN x (frame t - frame t-1)."""
+    diff = torch.zeros_like(x)
+    diff[:, :, 1:] = x[:, :, 1:] - x[:, :, :-1]
+    return torch.cat([x, DIFF_GAIN * diff], dim=1)
+
+
 class R2Plus1D(nn.Module):
     """Video ResNet on (B, C, T, H, W) clips. Layers 2-4 halve T, H and W; the stem halves H, W.
 
@@ -61,11 +76,14 @@ class R2Plus1D(nn.Module):
     """
 
     def __init__(self, num_classes=400, stem_planes=(45, 64), widths=(64, 128, 256, 512),
-                 blocks=(2, 2, 2, 2)):
+                 blocks=(2, 2, 2, 2), input="rgb"):
         super().__init__()
+        if input not in INPUTS:
+            raise ValueError(f"model input {input!r} is not valid; choose one of: {', '.join(INPUTS)}")
+        self.input = input
         stem_mid, stem_out = stem_planes
         self.stem = nn.Sequential(
-            nn.Conv3d(3, stem_mid, kernel_size=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3),
+            nn.Conv3d(INPUTS[input], stem_mid, kernel_size=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3),
                       bias=False),
             nn.BatchNorm3d(stem_mid),
             nn.ReLU(inplace=True),
@@ -99,7 +117,7 @@ class R2Plus1D(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x):
-        x = self.stem(x)
+        x = self.stem(frame_differences(x) if self.input == "rgb_diff" else x)
         x = self.layer1(x)
         x = self.layer2(x)
         x = self.layer3(x)
@@ -110,12 +128,12 @@ class R2Plus1D(nn.Module):
         return self.fc(self.forward_features(x))
 
 
-def r2plus1d_18(num_classes=400):
-    """torchvision's r2plus1d_18: 31,505,325 parameters at 400 classes, feature_dim 512."""
-    return R2Plus1D(num_classes)
+def r2plus1d_18(num_classes=400, input="rgb"):
+    """torchvision's r2plus1d_18: 31,505,325 parameters at 400 classes, feature_dim 512 (with RGB input)."""
+    return R2Plus1D(num_classes, input=input)
 
 
-def r2plus1d_tiny(num_classes=400):
+def r2plus1d_tiny(num_classes=400, input="rgb"):
     """Same block structure and key names, one block per stage and narrow early stages (where the
-    compute is), for CPU runs: 0.76 M parameters, feature_dim 128."""
-    return R2Plus1D(num_classes, stem_planes=(8, 8), widths=(8, 32, 64, 128), blocks=(1, 1, 1, 1))
+    compute is), for CPU runs: 0.76 M parameters, feature_dim 128. `input`: one of INPUTS."""
+    return R2Plus1D(num_classes, stem_planes=(8, 8), widths=(8, 32, 64, 128), blocks=(1, 1, 1, 1), input=input)

@@ -19,7 +19,7 @@ from tubelab.training.finetune import run_finetune
 from tubelab.training.pretrain import run_pretrain
 
 SMALL = ["dataset.generator.train_per_class=2", "dataset.generator.test_per_class=1",
-         "dataset.generator.num_frames=24", "dataset.generator.width=64", "dataset.generator.height=48",
+         "dataset.generator.num_frames=32", "dataset.generator.width=64", "dataset.generator.height=48",
          "dataset.encode.short_side=48", "pretrain.epochs=1", "pretrain.batch_size=4", "pretrain.clip.crop=40",
          "pretrain.clip.clips_per_video=1", "pretrain.moco.queue=16"]
 

@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 
 import tubelab
 from tubelab.models import build_model, r2plus1d_18, r2plus1d_tiny
+from tubelab.models.r2plus1d import DIFF_GAIN, frame_differences
 
 CONF_DIR = Path(tubelab.__file__).parent / "conf" / "model"
 
@@ -154,12 +155,38 @@ def test_channels_last_and_bf16_autocast():
 
 def test_build_model_from_hydra_configs():
     tiny = build_model(OmegaConf.load(CONF_DIR / "tiny.yaml"), num_classes=7)
-    assert tiny.feature_dim == 128 and tiny.fc.out_features == 7
+    assert tiny.feature_dim == 128 and tiny.fc.out_features == 7 and tiny.input == "rgb_diff"
     cfg = OmegaConf.load(CONF_DIR / "r2plus1d_18.yaml")
-    assert cfg.name == "r2plus1d_18"
+    assert cfg.name == "r2plus1d_18" and build_model(cfg, num_classes=400).input == "rgb"  # the paper's
     assert build_model({"name": "r2plus1d_18"}, num_classes=400).feature_dim == 512
 
 
 def test_build_model_unknown_name():
     with pytest.raises(ValueError, match="r2plus1d_18, r2plus1d_tiny"):
         build_model({"name": "r3d_18"}, num_classes=10)
+
+
+def test_rgb_diff_input_sees_the_frames_and_their_differences():
+    x = torch.randn(2, 3, 5, 8, 8)
+    x[:, :, 3] = x[:, :, 2]  # a still frame: no difference
+    both = frame_differences(x)
+    assert both.shape == (2, 6, 5, 8, 8)
+    assert torch.equal(both[:, :3], x)
+    assert torch.all(both[:, 3:, 0] == 0) and torch.all(both[:, 3:, 3] == 0)
+    assert torch.allclose(both[:, 3:, 4], DIFF_GAIN * (x[:, :, 4] - x[:, :, 3]))
+
+
+def test_tiny_rgb_diff_keeps_the_keys_and_widens_the_stem_only():
+    rgb, diff = r2plus1d_tiny(10), build_model({"name": "r2plus1d_tiny", "input": "rgb_diff"}, num_classes=10)
+    shapes = {k: tuple(v.shape) for k, v in diff.state_dict().items()}
+    assert shapes == {**{k: tuple(v.shape) for k, v in rgb.state_dict().items()}, "stem.0.weight": (8, 6, 1, 7, 7)}
+    clip = torch.randn(2, 3, 8, 32, 32)
+    assert diff(clip).shape == (2, 10)
+    diff.eval()
+    with torch.no_grad():  # blind to the frames themselves, the stem still tells a still clip from a moving one
+        diff.stem[0].weight[:, :3] = 0
+        still = clip[:, :, :1].expand_as(clip)
+        assert torch.allclose(diff.forward_features(still), diff.forward_features(torch.zeros_like(clip)))
+        assert not torch.allclose(diff.forward_features(still), diff.forward_features(clip))
+    with pytest.raises(ValueError, match="model input 'flow' is not valid; choose one of: rgb, rgb_diff"):
+        r2plus1d_tiny(10, input="flow")
