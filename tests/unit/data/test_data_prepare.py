@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from tubelab import config
 from tubelab.data import shards
@@ -99,14 +100,12 @@ def project(tmp_path, monkeypatch, home):
     (root / "ablations").mkdir(parents=True)
     (root / "datasets").mkdir()
     shutil.copy(REPO / "datasets" / "synthetic.yaml", root / "datasets")
-    card = (REPO / "datasets" / "synthetic.yaml").read_text()
-    tiny = (card.replace("name: synthetic", "name: tinysynth")
-            .replace("train_per_class: 24", "train_per_class: 1").replace("test_per_class: 8", "test_per_class: 1")
-            .replace("num_frames: 48", "num_frames: 16").replace("width: 160", "width: 64")
-            .replace("height: 120", "height: 48").replace("seed: 0", "seed: 0\n  classes: [MoveLeft, Spin]")
-            .replace("short_side: 72", "short_side: 48"))
-    assert "tinysynth" in tiny and "classes: [MoveLeft, Spin]" in tiny
-    (root / "datasets" / "tinysynth.yaml").write_text(tiny)
+    tiny = OmegaConf.load(REPO / "datasets" / "synthetic.yaml")
+    tiny.name = "tinysynth"
+    tiny.generator.update(train_per_class=1, test_per_class=1, num_frames=16, width=64, height=48,
+                          classes=["MoveLeft", "Spin"])
+    tiny.encode.short_side = 48
+    OmegaConf.save(tiny, root / "datasets" / "tinysynth.yaml")
     (root / "datasets" / "realset.yaml").write_text(
         "name: realset\nformat: ucf101\nsource: null\nindex:\n  split: 1\n"
         "encode:\n  short_side: 48\n  fps: 16\n  gop: 8\n  crf: 23\nshard_max_videos: 64\n")
