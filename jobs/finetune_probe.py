@@ -1,18 +1,20 @@
 """What a fine-tune recipe can learn, without the platform around it: one process, no Ray, no MLflow.
 
-    python jobs/finetune_probe.py --shards DIR [--epochs 8] [--seed 1] [--init-seed 1000] [--order blocks]
-                                  [--frames 8] [--stride 4] [--crop 32] [--clips-per-video 2] [--batch 16] [--lr 1e-3]
+    python jobs/finetune_probe.py --shards DIR [--epochs 8] [--seed 1] [--init-seed 1000] [--input rgb]
+                                  [--order blocks] [--buffer-batches 16] [--train-per-class 48] [--frames 8]
+                                  [--stride 4] [--crop 32] [--clips-per-video 2] [--batch 16]
+                                  [--optimizer adam] [--lr 1e-3]
 
 Reads a prepared single-label dataset (`tubelab prepare`'s shard folder: train-*.parquet, test-*.parquet),
 decodes each epoch's training clips with tubelab's ClipDecoder (the same clip draws as a fine-tune with
-that seed: data.decode.clip_rng), trains `r2plus1d_tiny` with tubelab's fine-tune step (Adam, the
-platform's normalisation) and prints test top-1 of the centred clip after every epoch: a learning curve
+that seed: data.decode.clip_rng), trains `r2plus1d_tiny` (`--input`: conf/model/tiny.yaml's) with tubelab's fine-tune
+step (the platform's normalisation) and prints test top-1 of the centred clip after every epoch: a learning curve
 for recipe searches (docs/results.md "Proxy recipe search"), without validation carve or model selection.
 
 --order: `random` draws each epoch's batches from a fresh permutation of all clips; `blocks` feeds them
 as a deterministic fine-tune does (blocks of 8 videos in one seeded order every epoch, batches drawn
-from a 4-batch buffer, as training.common.train_batches; --buffer-batches). --init-seed: the torch seed of the model's
-initialisation (a fine-tune's rank 0 uses seed * 1000: training.common.worker_seed).
+from a buffer of --buffer-batches batches, as training.common.train_batches). --init-seed: the torch
+seed of the model's initialisation (a fine-tune's rank 0 uses seed * 1000: training.common.worker_seed).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from tubelab.data.pipeline import VIDEOS_PER_BLOCK
 from tubelab.models import build_model
 from tubelab.models.r2plus1d import INPUTS
 from tubelab.training import steps
+from tubelab.training.common import SHUFFLE_BUFFER_BATCHES
 
 COLUMNS = ("video_id", "video", "num_frames", "label")
 
@@ -51,8 +54,8 @@ def decode(decoder: ClipDecoder, rows: dict[str, np.ndarray]) -> dict[str, np.nd
 
 
 def epoch_batches(clips: dict[str, np.ndarray], batch: int, order: str, seed: int, epoch: int, rows_per_block: int,
-                  buffer_batches: int = 4):
-    if order == "blocks":  # as a deterministic fine-tune: one block order for every epoch, a small buffer
+                  buffer_batches: int = SHUFFLE_BUFFER_BATCHES):
+    if order == "blocks":  # as a deterministic fine-tune: one block order for every epoch
         blocks = [{k: v[b:b + rows_per_block] for k, v in clips.items()}
                   for b in range(0, len(clips["label"]), rows_per_block)]
         blocks = [blocks[i] for i in np.random.default_rng(seed).permutation(len(blocks))]
@@ -79,7 +82,8 @@ def main() -> None:
     p.add_argument("--input", choices=sorted(INPUTS), default="rgb_diff", help="the model's input (conf/model/tiny.yaml)")
     p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="sgd: momentum 0.9")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--buffer-batches", type=int, default=4, help="--order blocks: the shuffle buffer, in batches")
+    p.add_argument("--buffer-batches", type=int, default=SHUFFLE_BUFFER_BATCHES,
+                   help="--order blocks: the shuffle buffer, in batches (default: the train loops')")
     a = p.parse_args()
     torch.use_deterministic_algorithms(True)
     train, test = read_split(a.shards, "train"), read_split(a.shards, "test")
@@ -99,10 +103,10 @@ def main() -> None:
         start = time.time()
         decoder.epoch = epoch
         net.train()
+        batches = epoch_batches(decode(decoder, train), a.batch, a.order, a.seed, epoch,
+                                rows_per_block=VIDEOS_PER_BLOCK * a.clips_per_video, buffer_batches=a.buffer_batches)
         losses = [steps.finetune_step(net, optimizer, b["clip"][:, 0].movedim(-1, -4), b["label"], "single_label").item()
-                  for b in epoch_batches(decode(decoder, train), a.batch, a.order, a.seed, epoch,
-                                                  rows_per_block=VIDEOS_PER_BLOCK * a.clips_per_video,
-                                                  buffer_batches=a.buffer_batches)]
+                  for b in batches]
         net.eval()
         with torch.no_grad():
             predicted = np.concatenate([
