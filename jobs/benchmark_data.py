@@ -21,13 +21,12 @@ random place from frames whose short side is 128 (the paper's input).
   tubelab.resources.init_ray(cfg.resources) per setting: the config's resources (decode_actors=1) and
   decode_actors=2 from local disk, then decode_actors=2 from a real S3 endpoint (a moto_server started
   here, the shard folder copied in with s3fs, `storage=s3 storage.url=s3://...`). A warm-up epoch (1
-  clip per video), then one epoch of
-  clip.clips_per_video clips per video; steady state from the first batch after `--warmup` clips
-  to the last. The warm-up also drains clips decoded ahead while the consumer waited for its first
-  batch (with a 100-clip warm-up one decode actor appeared to beat two plain processes). Reported
-  with each: the per-epoch start-up (epoch time beyond clips / steady rate), and from /proc the CPU
-  cores the decode actors and all of the run's processes used (a pipeline that stalls shows actors
-  using less than the cores they were given).
+  clip per video), then one epoch of clip.clips_per_video clips per video; steady state from the first
+  batch after `--warmup` clips to the last. The warm-up also drains clips decoded ahead while the
+  consumer waited for its first batch (with a 100-clip warm-up one decode actor appeared to beat two
+  plain processes). Reported with each: the per-epoch start-up (epoch time beyond clips / steady
+  rate), and from /proc the CPU cores the decode actors and all of the run's processes used (a
+  pipeline that stalls shows actors using less than the cores they were given).
 - what-ifs (--try): the same tubelab measurement with other pipeline settings, passed as arguments
   to tubelab.data.pipeline (Ray's default output buffer, bytes read once per run) or to the consumer
   (Ray's shuffle buffer); see Setting and WHAT_IFS.

@@ -1,4 +1,4 @@
-"""What a fine-tune recipe can learn, without the platform around it: one process, no Ray, no MLflow.
+"""What a fine-tune recipe can learn, without the platform around it: one process, no Ray cluster, no MLflow.
 
     python jobs/finetune_probe.py --shards DIR [--epochs 8] [--seed 1] [--init-seed 1000] [--input rgb]
                                   [--order blocks] [--buffer-batches 16] [--train-per-class 48] [--frames 8]
@@ -66,7 +66,7 @@ def epoch_batches(clips: dict[str, np.ndarray], batch: int, order: str, seed: in
         yield {k: torch.from_numpy(v[perm[i:i + batch]]) for k, v in clips.items()}
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shards", required=True)
     p.add_argument("--epochs", type=int, default=8)
@@ -84,7 +84,11 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--buffer-batches", type=int, default=SHUFFLE_BUFFER_BATCHES,
                    help="--order blocks: the shuffle buffer, in batches (default: the train loops')")
-    a = p.parse_args()
+    return p
+
+
+def main() -> None:
+    a = parser().parse_args()
     torch.use_deterministic_algorithms(True)
     train, test = read_split(a.shards, "train"), read_split(a.shards, "test")
     if a.train_per_class:

@@ -4,12 +4,14 @@ quoted as reproducible)."""
 
 import importlib.util
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from documented import shown_commands
 from tiny import make_kit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,3 +54,12 @@ def test_a_folder_without_shards_is_named(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "jobs" / "finetune_probe.py"), "--shards", str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and f"no train-*.parquet in {tmp_path}" in proc.stderr
+
+
+def test_the_probe_commands_docs_results_shows_parse():
+    """docs/results.md quotes its figures with these lines (they need that search's shards to run)."""
+    shown = [c for c in shown_commands("docs/results.md") if c.startswith("python jobs/finetune_probe.py ")]
+    assert len(shown) >= 2
+    for command in shown:
+        args = probe.parser().parse_args(shlex.split(command)[2:])
+        assert args.shards.endswith("/shards/synthetic") and args.order == "blocks"

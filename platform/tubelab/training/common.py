@@ -95,7 +95,8 @@ def begin_epoch(epochs, seed: int, rank: int, epoch: int, generator: torch.Gener
 # The shuffle buffer of training batches, in batches. A deterministic run sees the blocks in one seeded
 # order every epoch (data.pipeline.clip_dataset), so the buffer is the only mixing across blocks: on the
 # synthetic proxy 4 batches left test top-1 at 56.5 % after 8 epochs where a full per-epoch permutation
-# reached 71.0 %, 16 batches 68.5 % (jobs/finetune_probe.py; docs/results.md "Proxy recipe search").
+# reached 71.0 %, 16 batches 68.5 % (one initialisation, +-6.5-point intervals: a direction, not an effect
+# size; jobs/finetune_probe.py, docs/results.md "Proxy recipe search, part 2").
 # Memory: 16 x batch clips per worker (the paper's 8 x 16 x 112 x 112 x 3 clips: ~80 MB); the first
 # batch of an epoch waits for 16 batches to be decoded.
 SHUFFLE_BUFFER_BATCHES = 16
