@@ -51,9 +51,8 @@ def test_same_curve_twice_on_real_shards(tmp_path, monkeypatch):
 
 
 def test_a_folder_without_shards_is_named(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "jobs" / "finetune_probe.py"), "--shards", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and f"no train-*.parquet in {tmp_path}" in proc.stderr
+    with pytest.raises(SystemExit, match=re.escape(f"no train-*.parquet in {tmp_path}")):
+        probe.read_split(str(tmp_path), "train")
 
 
 def test_the_probe_commands_docs_results_shows_parse():
