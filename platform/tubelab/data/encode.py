@@ -13,6 +13,13 @@ from fractions import Fraction
 import av
 
 
+# Same source, same bytes: x264's macroblock-tree rate control (its AVX-512 code) gave output that depended on
+# the process's allocation history - 3 to 32 of the 680 demo videos came out different when the same files
+# were encoded in another order or from bytes instead of a path. Without it (and with one thread) the
+# output is a function of the source and the settings (docs/recipes.md "Seeds and determinism").
+X264_PARAMS = "mbtree=0"
+
+
 @dataclass(frozen=True)
 class EncodedVideo:
     data: bytes
@@ -74,7 +81,7 @@ def reencode(source: str | bytes, *, short_side: int, fps: float, gop: int, crf:
                 vs.width, vs.height = target_size(frame.width, frame.height, short_side)
                 vs.pix_fmt = "yuv420p"
                 vs.options = {"crf": str(crf), "preset": "veryfast", "g": str(gop), "keyint_min": str(gop),
-                              "sc_threshold": "0", "bf": "0", "threads": "1"}
+                              "sc_threshold": "0", "bf": "0", "threads": "1", "x264-params": X264_PARAMS}
             if prev is not None:
                 step = src_step or (t - prev_t)
                 while k / fps <= (prev_t + t) / 2:  # output times nearer to the previous frame

@@ -27,7 +27,7 @@ from tubelab.data.records import DatasetIndex, VideoRecord
 
 MANIFEST = "manifest.json"
 REPORT = "prepare_report.json"
-FORMAT = "tubelab-shards/3"  # bump when the shard encoding changes: older shards are then rejected
+FORMAT = "tubelab-shards/4"  # bump when the shard encoding changes: older shards are then rejected
 KEY_METADATA = b"tubelab.shard_key"
 SCHEMA = pa.schema([
     ("video_id", pa.string()),
