@@ -5,7 +5,7 @@
                                   [--stride 4] [--crop 32] [--clips-per-video 2] [--batch 16]
                                   [--optimizer adam] [--lr 1e-3]
 
-Reads a prepared single-label dataset (`tubelab prepare`'s shard folder: train-*.parquet, test-*.parquet),
+Reads a prepared single-label dataset (the shard folder `tubelab prepare` wrote, through its manifest.json),
 decodes each epoch's training clips with tubelab's ClipDecoder (the same clip draws as a fine-tune with
 that seed: data.decode.clip_rng), trains `r2plus1d_tiny` (`--input`: conf/model/tiny.yaml's) with tubelab's fine-tune
 step (the platform's normalisation) and prints test top-1 of the centred clip after every epoch: a learning curve
@@ -20,14 +20,12 @@ seed of the model's initialisation (a fine-tune's rank 0 uses seed * 1000: train
 from __future__ import annotations
 
 import argparse
-import glob
 import time
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
+from tubelab.data import shards
 from tubelab.data.batches import shuffled_batches
 from tubelab.data.decode import ClipDecoder
 from tubelab.data.pipeline import VIDEOS_PER_BLOCK
@@ -39,11 +37,12 @@ from tubelab.training.common import SHUFFLE_BUFFER_BATCHES
 COLUMNS = ("video_id", "video", "num_frames", "label")
 
 
-def read_split(shards: str, split: str) -> dict[str, np.ndarray]:
-    paths = sorted(glob.glob(f"{shards}/{split}-*.parquet"))
-    if not paths:
-        raise SystemExit(f"no {split}-*.parquet in {shards}: pass the folder `tubelab prepare` wrote")
-    table = pa.concat_tables([pq.read_table(p, columns=list(COLUMNS)) for p in paths])
+def read_split(url: str, split: str) -> dict[str, np.ndarray]:
+    """A split of the shards `tubelab prepare` wrote at `url`, the ones its manifest names, as numpy columns."""
+    try:
+        table = shards.read_split(shards.read_manifest(url), url, split, list(COLUMNS))
+    except shards.ManifestError as e:
+        raise SystemExit(str(e)) from None
     rows = {k: np.array(table.column(k).to_pylist(), dtype=object) for k in COLUMNS}
     return {**rows, "num_frames": rows["num_frames"].astype(np.int64), "label": rows["label"].astype(np.int64)}
 

@@ -1,10 +1,10 @@
 """The walking skeleton end to end: `tubelab sweep` through a real local Ray and a real MLflow store.
 
-One small sweep (2 grid points, each: Ray Train pretraining with 2 workers -> fine-tune -> score) is run
-once per module as README's `make demo` with tiny overrides appended, interrupted after its first trial
-and finished with `--resume`; the tests then read what it left behind: the printed table, the MLflow parent and child
-runs with params, metrics and artifacts, `tubelab report`, a second sweep that reuses the trials, and
-a third that trains them again and must print the same table.
+One small sweep (the random-init baseline, a fine-tune only; then 2 grid points, each: Ray Train pretraining
+with 2 workers -> fine-tune -> score) is run once per module as README's `make demo` with tiny overrides
+appended, interrupted after its first trial and finished with `--resume`; the tests then read what it left
+behind: the printed table, the MLflow parent and child runs with params, metrics and artifacts, `tubelab
+report`, a second sweep that reuses the trials, and a third that trains one again and must print the same row.
 """
 
 import os
@@ -70,17 +70,34 @@ def runs(client, filter_string):
     return client.search_runs([exp.experiment_id], filter_string)
 
 
-def test_sweep_prints_one_row_per_grid_point(sweep):
-    _, stdout, _, _ = sweep
+def first_table(stdout: str) -> dict[str, str]:
+    """The printed table: row label (its axis values, blanks left out) -> score cell."""
     lines = [line for line in stdout.splitlines() if line.startswith("|")]
-    assert lines[0] == "| tubelet | synthetic/top1 |"
-    cells = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in lines[2:5]}
-    assert set(cells) == {"no_motion", "default", "*chance*"}
+    width = lines[0].count("|")
+    rows = {}
+    for line in lines[2:]:
+        if line.count("|") != width:  # the next table (the paired differences) has fewer columns
+            break
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        rows[", ".join(c for c in cells[:-1] if c)] = cells[-1]
+    return rows
+
+
+def test_sweep_prints_one_row_per_grid_point_after_the_random_init_baseline(sweep):
+    _, stdout, _, _ = sweep
+    assert stdout.splitlines()[[ln.startswith("|") for ln in stdout.splitlines()].index(True)] == \
+        "| checkpoint | tubelet | synthetic/top1 |"
+    cells = first_table(stdout)
+    assert list(cells) == ["random", "no_motion", "default", "*chance*"]
     assert float(cells.pop("*chance*")) == 100 / len(CLASSES)  # one test video per class: majority = 1 in N
     for cell in cells.values():  # "score [low, high]": the 95 % interval from the per-video predictions
         score, low, high = (float(x) for x in cell.replace("[", "").replace("]", "").replace(",", "").split())
         assert 0.0 <= low <= score <= high <= 100.0
-    assert any(line.startswith("| default |") and "[" in line for line in lines[5:])  # the paired difference
+    # paired differences: against random init (the first row), then against no_motion (the first grid row)
+    assert "Paired difference against the first row (random)" in stdout
+    assert "Paired difference against the first grid row (no_motion)" in stdout
+    diffs = [line for line in stdout.splitlines() if line.startswith("| default | ")]
+    assert len(diffs) == 2 and all("[" in line for line in diffs)
 
 
 def test_parent_and_child_runs_with_params_and_metrics(sweep):
@@ -92,9 +109,14 @@ def test_parent_and_child_runs_with_params_and_metrics(sweep):
     assert parent.data.tags["decord_version"] != "not installed" and parent.data.tags["torch_version"]
     assert "CPUs" in parent.data.tags["tubelab.cluster"]
     children = runs(client, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
-    assert len(children) == 2
-    assert {c.data.params["grid.tubelet"] for c in children} == {"no_motion", "default"}
-    for child in children:
+    points = {(c.data.params.get("grid.checkpoint"), c.data.params.get("grid.tubelet")): c for c in children}
+    assert len(children) == 3 and set(points) == {("random", None), (None, "no_motion"), (None, "default")}
+    baseline = points.pop(("random", None))  # fine-tuned from random initialisation: no pretraining stage
+    assert baseline.info.status == "FINISHED" and baseline.data.tags["checkpoint_uri"] == "random"
+    assert 0.0 <= baseline.data.metrics["score/synthetic/top1"] <= 100.0
+    stages = runs(client, f"tags.`mlflow.parentRunId` = '{baseline.info.run_id}'")
+    assert [r.info.run_name for r in stages] == ["finetune-synthetic"]
+    for child in points.values():
         assert child.info.status == "FINISHED"
         params = child.data.params
         assert params["pretrain.epochs"] == "2" and params["resources.train_workers"] == "2"
@@ -147,20 +169,19 @@ def test_a_second_sweep_reuses_finished_trials_instead_of_rerunning_them(sweep):
                             "name=e2e-again"], env={**os.environ, "TUBELAB_HOME": str(home)}, capture_output=True,
                            text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert "0 to run, 2 reused from earlier sweeps, 0 already finished" in again.stdout
+    assert "0 to run, 3 reused from earlier sweeps, 0 already finished" in again.stdout
     assert "RayTrainWorker" not in again.stdout + again.stderr  # nothing was trained
     (first,) = runs(client, "tags.`tubelab.kind` = 'sweep' and tags.`tubelab.sweep` = 'e2e-sweep'")
     (second,) = runs(client, "tags.`tubelab.kind` = 'sweep' and tags.`tubelab.sweep` = 'e2e-again'")
     originals = {c.info.run_id: c for c in runs(client, f"tags.`mlflow.parentRunId` = '{first.info.run_id}'")}
     links = runs(client, f"tags.`mlflow.parentRunId` = '{second.info.run_id}'")
-    assert len(links) == 2 and {c.data.tags["tubelab.reused_from"] for c in links} == set(originals)
+    assert len(links) == 3 and {c.data.tags["tubelab.reused_from"] for c in links} == set(originals)
     for link in links:
         source = originals[link.data.tags["tubelab.reused_from"]]
         assert link.data.metrics["score/synthetic/top1"] == source.data.metrics["score/synthetic/top1"]
         assert link.data.tags["tubelab.fingerprint"] == source.data.tags["tubelab.fingerprint"]
-    table = sorted(line for line in again.stdout.splitlines() if line.startswith("| no_motion") or line.startswith("| default"))
-    assert table == sorted(line for line in stdout.splitlines() if line.startswith("| no_motion") or line.startswith("| default"))
-    assert "2 finished trial(s), 2 reused from earlier sweeps" in again.stdout
+    assert first_table(again.stdout) == first_table(stdout)
+    assert "3 finished trial(s), 3 reused from earlier sweeps" in again.stdout
 
 
 def test_table3_motion_reuses_the_demo_trial_and_its_resume_finds_it_finished(sweep):
@@ -183,7 +204,7 @@ def test_table3_motion_reuses_the_demo_trial_and_its_resume_finds_it_finished(sw
 
     first = table3(documented("README.md", ".venv/bin/tubelab sweep ablation=table3_motion"))
     assert "1 trials (table3_motion): 0 to run, 1 reused from earlier sweeps, 0 already finished" in first
-    assert ours(first) == ours(stdout)  # the demo's score
+    assert ours(first) == float(first_table(stdout)["no_motion"].split()[0])  # the demo's score
     (parent,) = runs(client, "tags.`tubelab.kind` = 'sweep' and tags.`tubelab.ablation` = 'table3_motion'")
     again = table3(documented("README.md", ".venv/bin/tubelab sweep ablation=table3_motion --resume"))
     assert "every sweep of ablation 'table3_motion' finished" in again and "0 to run" in again
@@ -196,24 +217,22 @@ def test_a_rerun_with_the_same_seed_prints_the_same_table(sweep):
     the second) again, uninterrupted, gives its score and interval exactly."""
     home, stdout, _, _ = sweep
     rerun = tubelab(home, "sweep", "ablation=demo", *[o for o in SMALL if not o.startswith("name=")], "name=e2e-rerun",
-                    "reuse=false", "ablation.grid.tubelet=[default]")
+                    "reuse=false", "ablation.grid.tubelet=[default]", "ablation.baselines=[]")
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "1 to run, 0 reused from earlier sweeps" in rerun.stdout
 
-    def score(out):
-        return [line for line in out.splitlines() if line.startswith("| default |") and "[" in line][0]
-    assert score(rerun.stdout) == score(stdout)
+    assert first_table(rerun.stdout)["default"] == first_table(stdout)["default"]
 
 
 def test_the_interrupted_sweep_resumed_only_its_unfinished_trial(sweep):
     _, stdout, client, before = sweep
-    assert "sweep e2e-sweep: 2 trials (demo): 1 to run, 0 reused from earlier sweeps, 1 already finished" in stdout
+    assert "sweep e2e-sweep: 3 trials (demo): 2 to run, 0 reused from earlier sweeps, 1 already finished" in stdout
     (done,) = [r for r in before if r.info.status == "FINISHED"]
     assert len(before) <= 2
     (parent,) = runs(client, "tags.`tubelab.kind` = 'sweep' and tags.`tubelab.sweep` = 'e2e-sweep'")
     assert parent.info.status == "FINISHED"
     children = runs(client, f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
-    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)  # no duplicates
+    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)  # no duplicates
     assert done.info.run_id in {c.info.run_id for c in children}
     assert client.get_run(done.info.run_id).info.end_time == done.info.end_time  # not run again
 

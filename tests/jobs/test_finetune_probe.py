@@ -51,7 +51,7 @@ def test_same_curve_twice_on_real_shards(tmp_path, monkeypatch):
 
 
 def test_a_folder_without_shards_is_named(tmp_path):
-    with pytest.raises(SystemExit, match=re.escape(f"no train-*.parquet in {tmp_path}")):
+    with pytest.raises(SystemExit, match=re.escape(f"no manifest.json at {tmp_path}")):
         probe.read_split(str(tmp_path), "train")
 
 

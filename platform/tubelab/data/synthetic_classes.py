@@ -5,6 +5,8 @@ writes the fine-grained proxy (synthetic_proxy.generate_fine).
 """
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -120,23 +122,30 @@ def write_ucf101(out_dir, params, seed_of, progress=True):
         return root
     classes, fps = params["classes"], params["fps"]
     videos = list(_videos(classes, params["train_per_class"], params["test_per_class"]))
-    train, test, meta_lines = [], [], []
-    for name, group, clip, split in tqdm(videos, desc=f"synthetic -> {root}", unit="video",
-                                         disable=not progress):
-        label = classes.index(name) + 1
+
+    def write(video):  # one clip; its bytes depend only on its own rng (write_video's encoder is deterministic)
+        name, group, clip, split = video
         index = (group - 1) * CLIPS_PER_GROUP + clip - 1
-        rng = np.random.default_rng(seed_of(name, index))
-        frames, meta = render_video(name, rng, num_frames=params["num_frames"], width=params["width"],
-                                    height=params["height"], style=params["style"])
+        frames, meta = render_video(name, np.random.default_rng(seed_of(name, index)), num_frames=params["num_frames"],
+                                    width=params["width"], height=params["height"], style=params["style"])
         rel = f"{name}/v_{name}_g{group:02d}_c{clip:02d}.mp4"
         write_clip(root, rel, frames, fps)
-        if split == "train":
-            train.append(f"{rel} {label}")
-        else:
-            test.append(rel)
-        drawn = {k: v for k, v in meta.items() if k not in ("center", "size", "angle")}
-        meta_lines.append(json.dumps({"path": rel, "split": split, "label": label, **drawn,
-                                      "size": round(float(meta["size"].mean()), 2)}))
+        return rel, meta
+
+    train, test, meta_lines = [], [], []
+    # x264 and numpy release the GIL: threads render and encode ~1.7x faster on 2 cores, in the same order
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for (name, _, _, split), (rel, meta) in zip(videos, tqdm(pool.map(write, videos), total=len(videos),
+                                                                 desc=f"synthetic -> {root}", unit="video",
+                                                                 disable=not progress)):
+            label = classes.index(name) + 1
+            if split == "train":
+                train.append(f"{rel} {label}")
+            else:
+                test.append(rel)
+            drawn = {k: v for k, v in meta.items() if k not in ("center", "size", "angle")}
+            meta_lines.append(json.dumps({"path": rel, "split": split, "label": label, **drawn,
+                                          "size": round(float(meta["size"].mean()), 2)}))
 
     write_atomic(root / "synthetic_meta.jsonl", "\n".join(meta_lines) + "\n")
     write_atomic(root / "classInd.txt", "".join(f"{i} {name}\n" for i, name in enumerate(classes, 1)))

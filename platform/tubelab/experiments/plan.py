@@ -20,7 +20,7 @@ from tubelab.models.r2plus1d import INPUTS
 from tubelab.tracking.schema import parse_label
 from tubelab.tubelets import validate_tubelet_config
 
-ABLATION_KEYS = {"description", "reproduces", "grid", "overrides", "downstream", "repeats", "paper"}
+ABLATION_KEYS = {"description", "reproduces", "baselines", "grid", "overrides", "downstream", "repeats", "paper"}
 
 
 @dataclass
@@ -90,7 +90,11 @@ def plan_sweep(overrides: list[str]) -> SweepPlan:
             finetune_config(base, sid, command_settings)
         except ConfigError as e:
             raise ConfigError(f"on the command line: {e}") from None
-    points = expand(OmegaConf.to_container(ab.grid), ab.repeats, base.seed)
+    try:
+        points = expand(OmegaConf.to_container(ab.grid), ab.repeats, base.seed,
+                        OmegaConf.to_container(ab.get("baselines") or OmegaConf.create([])))
+    except ValueError as e:
+        raise ConfigError(f"ablations/{ablation_name}.yaml: {e}") from None
     name = base.name or f"{ablation_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     trials = []
     for p in points:

@@ -77,10 +77,9 @@ def stage_predictions(client, experiment_id: str, trial_run, setting_id: str) ->
     return load_predictions(client, stages[0].info.run_id) if stages else None
 
 
-def attach_intervals(client, experiment_id: str, table: list[dict], runs: list, axes: list[str],
-                     scores: list[str]) -> None:
-    """Each score's 95 % interval, its column's chance level and, against the first row, the paired
-    difference, where every seed of the row saved its predictions (older runs did not: left out)."""
+def row_predictions(client, experiment_id: str, runs: list, axes: list[str], scores: list[str]) -> dict:
+    """(row key, score) -> the per-video predictions of each seed of that row, where every seed saved them
+    (older runs did not: those rows get no interval)."""
     members: dict[tuple, list] = {}
     for run in runs:
         members.setdefault(tuple(run.data.params.get(f"grid.{a}", "") for a in axes), []).append(run)
@@ -92,6 +91,11 @@ def attach_intervals(client, experiment_id: str, table: list[dict], runs: list, 
             got = [stage_predictions(client, experiment_id, r, s.split("/", 1)[0]) for r in runs_]
             if got and all(g is not None for g in got):
                 predictions[key, s] = got
+    return predictions
+
+
+def attach_intervals(table: list[dict], axes: list[str], scores: list[str], predictions: dict) -> None:
+    """Each score's 95 % interval, its column's chance level and the paired difference to the first row."""
     base_key = tuple(str(table[0][a]) for a in axes)
     for row in table:
         key = tuple(str(row[a]) for a in axes)
@@ -106,6 +110,12 @@ def attach_intervals(client, experiment_id: str, table: list[dict], runs: list, 
                     predictions[base_key, s], runs_)
 
 
+def grid_rows(table: list[dict], axes: list[str], ablation: dict) -> list[dict]:
+    """The rows of the grid proper, without the ablation's baselines (a baseline row sets no grid axis)."""
+    grid = set(ablation.get("grid") or {})
+    return [r for r in table if any(str(r[a]) for a in axes if a in grid)]
+
+
 def load_ablation(client, run_id: str) -> dict:
     """The ablation a sweep ran (artifact ablation.yaml of the parent run); {} for older sweeps."""
     if not any(f.path == "ablation.yaml" for f in client.list_artifacts(run_id)):
@@ -115,7 +125,8 @@ def load_ablation(client, run_id: str) -> dict:
 
 
 def in_ablation_order(table: list[dict], axes: list[str], scores: list[str], ablation: dict):
-    """Columns in the ablation's `downstream` order and rows in its grid order (MLflow returns neither)."""
+    """Columns in the ablation's `downstream` order, rows in its order: baselines, then the grid (MLflow returns
+    neither)."""
     downstream = [str(d) for d in ablation.get("downstream") or []]
     grid = {a: [override_value(v) for v in values] for a, values in (ablation.get("grid") or {}).items()}
 
@@ -123,8 +134,13 @@ def in_ablation_order(table: list[dict], axes: list[str], scores: list[str], abl
         setting = score.split("/", 1)[0]
         return (downstream.index(setting) if setting in downstream else len(downstream), score)
 
-    def row(r):
-        return tuple(grid[a].index(str(r[a])) if str(r[a]) in grid.get(a, []) else len(grid.get(a, [])) for a in axes)
+    baselines = [{k: override_value(v) for k, v in b.items()} for b in ablation.get("baselines") or []]
+
+    def row(r):  # the baselines first, in their order; then the grid's order
+        point = {a: str(r[a]) for a in axes if str(r[a])}
+        if point in baselines:
+            return (0, baselines.index(point))
+        return (1, *(grid[a].index(str(r[a])) if str(r[a]) in grid.get(a, []) else len(grid.get(a, [])) for a in axes))
 
     return sorted(scores, key=column), sorted(table, key=row)
 
@@ -168,7 +184,7 @@ def to_markdown(table: list[dict], axes: list[str], scores: list[str], with_pape
     head = [label, *[f"{s} {part}" for s in scores for part in ("ours", "paper", "Δ")]]
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for row in table:
-        cells = [", ".join(str(row[a]) for a in axes)]
+        cells = [tables.label(row, axes)]
         for s in scores:
             paper = row.get(f"{s}_paper", math.nan)
             cells += [tables.cell(row, s), _num(paper), _num(row[s] - paper, signed=True)]
@@ -179,13 +195,13 @@ def to_markdown(table: list[dict], axes: list[str], scores: list[str], with_pape
     if len(table) < 2:
         return "\n".join(lines) + "\n"
     first = table[0]
-    name = ", ".join(str(first[a]) for a in axes)
+    name = tables.label(first, axes)
     lines += ["", f"Change against the first row ({name}), ours (paired, 95 % interval; (noise) = it holds 0) "
               f"vs the paper's:", ""]
     head = [label, *[f"{s} Δ ours / paper" for s in scores]]
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for row in table[1:]:
-        cells = [", ".join(str(row[a]) for a in axes)]
+        cells = [tables.label(row, axes)]
         for s in scores:
             ours = tables.diff_cell(row, s) if f"{s}_diff" in row else _num(row[s] - first[s], True)
             paper = row.get(f"{s}_paper", math.nan) - first.get(f"{s}_paper", math.nan)
@@ -207,7 +223,7 @@ def to_csv(table: list[dict], axes: list[str], scores: list[str], with_paper: bo
 def plot(table: list[dict], axes: list[str], scores: list[str], with_paper: bool, path: Path, title: str) -> Path:
     """One panel per column: our bars (the 95 % interval as error bars, else the std over repeats), the
     chance level as a dashed line and, where known, the paper's value as a marker."""
-    labels = [", ".join(str(r[a]) for a in axes) or "trial" for r in table]
+    labels = [tables.label(r, axes) or "trial" for r in table]
     fig, panels = plt.subplots(1, len(scores), figsize=(max(4.0, 3.2 * len(scores)), 3.6), squeeze=False)
     for ax, s in zip(panels[0], scores):
         xs = range(len(table))
@@ -238,8 +254,13 @@ def build(cfg, parent_run_id: str) -> SweepReport:
     rows, axes, scores, reused, runs = sweep_rows(client, exp, parent_run_id)
     ablation = load_ablation(client, parent_run_id)
     scores, table = in_ablation_order(tables.aggregate(rows, axes, scores), axes, scores, ablation)
+    predictions = row_predictions(client, exp, runs, axes, scores) if table else {}
     if table:
-        attach_intervals(client, exp, table, runs, axes, scores)
+        attach_intervals(table, axes, scores, predictions)
+    # With baselines first, the grid rows are also compared among themselves (e.g. motion vs no motion).
+    grid = [dict(r) for r in grid_rows(table, axes, ablation)] if ablation.get("baselines") else []
+    if len(grid) >= 2:
+        attach_intervals(grid, axes, scores, predictions)
     with_paper = bool(table) and attach_paper(table, axes, scores, ablation.get("paper"))
     scores = attach_severe_mean(table, scores) if table else scores
     title = parent.info.run_name + (f": {ablation['description']}" if ablation.get("description") else "")
@@ -248,7 +269,10 @@ def build(cfg, parent_run_id: str) -> SweepReport:
                + (f"; paper: {source}" if with_paper and source else ""))
     if not table:
         return SweepReport(f"### {title}\n\nno finished trials yet\n", "", table, 0, 0)
-    markdown = to_markdown(table, axes, scores, with_paper, title) + f"\n{summary}\n"
+    markdown = to_markdown(table, axes, scores, with_paper, title)
+    if len(grid) >= 2 and (diffs := tables.differences_markdown(grid, axes, scores, "the first grid row")):
+        markdown += f"\n{diffs}"
+    markdown += f"\n{summary}\n"
     return SweepReport(markdown, to_csv(table, axes, scores, with_paper), table, len(rows), reused,
                        axes, scores, with_paper, title)
 

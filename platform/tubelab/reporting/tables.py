@@ -72,16 +72,19 @@ def to_markdown(rows: list[dict], axes: list[str], scores: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def differences_markdown(rows: list[dict], axes: list[str], scores: list[str]) -> str:
+def label(row: dict, axes: list[str]) -> str:
+    """A row's name: its axis values ("no_motion"); a baseline row leaves the grid's axes blank."""
+    return ", ".join(str(row[a]) for a in axes if str(row[a]) != "")
+
+
+def differences_markdown(rows: list[dict], axes: list[str], scores: list[str], what: str = "the first row") -> str:
     """Each row against the first, paired on the same test videos and seeds ('' without predictions)."""
     if len(rows) < 2 or not any(f"{s}_diff" in r for r in rows[1:] for s in scores):
         return ""
-    first = ", ".join(str(rows[0][a]) for a in axes)
     header = [" / ".join(axes) or "trial", *[f"{s} Δ [95 %]" for s in scores]]
-    lines = [f"Paired difference against the first row ({first}): same test videos and seeds; "
+    lines = [f"Paired difference against {what} ({label(rows[0], axes)}): same test videos and seeds; "
              f"(noise) = the interval holds 0.", "", "| " + " | ".join(header) + " |",
              "|" + "|".join("---" for _ in header) + "|"]
     for row in rows[1:]:
-        lines.append("| " + " | ".join([", ".join(str(row[a]) for a in axes)] + [diff_cell(row, s) for s in scores])
-                     + " |")
+        lines.append("| " + " | ".join([label(row, axes)] + [diff_cell(row, s) for s in scores]) + " |")
     return "\n".join(lines) + "\n"

@@ -40,6 +40,12 @@ def test_table_axes_reach_the_trial_configs():
     assert sorted({t["cfg"]["pretrain"]["data_fraction"] for t in pre}) == [0.25, 1.0]
 
 
+def test_the_demo_measures_against_random_initialisation_first():
+    trials = planned("demo").trials
+    assert [t["label"] for t in trials] == ["checkpoint=random", "tubelet=no_motion", "tubelet=default"]
+    assert [t["cfg"]["checkpoint"] for t in trials] == ["random", None, None]  # the baseline trial does not pretrain
+
+
 def test_real_data_by_overrides_only():
     plan = plan_sweep(["ablation=table3_motion", "ablation.downstream=[ucf_1000,gym_1000,ssv2,ub_s1]",
                        "model=r2plus1d_18", "pretrain=paper", "dataset=mini_kinetics"])

@@ -41,3 +41,16 @@ def test_parse_label_inverts_the_label():
     assert parse_label("base") == {}
     with pytest.raises(ValueError, match="not a grid-point label"):
         parse_label("tubelet")
+
+
+def test_baselines_come_first_with_their_own_overrides_and_the_same_seeds():
+    points = expand({"tubelet": ["no_motion", "default"]}, repeats=2, base_seed=5, baselines=[{"checkpoint": "random"}])
+    assert [p.label for p in points] == ["checkpoint=random"] * 2 + ["tubelet=no_motion"] * 2 + ["tubelet=default"] * 2
+    assert points[0].overrides == ["checkpoint=random", "seed=5"] and points[1].seed == 6
+    assert len({p.slug for p in points}) == len(points)
+
+
+@pytest.mark.parametrize("baselines", [{"checkpoint": "random"}, [{}], ["random"], [{"tubelet": "no_motion"}]])
+def test_bad_baselines_are_rejected_with_an_example(baselines):
+    with pytest.raises(ValueError, match=r"ablation.baselines .*\{checkpoint: random\}"):
+        expand({"tubelet": ["no_motion"]}, repeats=1, base_seed=0, baselines=baselines)

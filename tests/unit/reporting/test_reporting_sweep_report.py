@@ -1,5 +1,8 @@
 import math
 
+import numpy as np
+import pytest
+
 from tubelab.evaluation.severe import SETTINGS, severe_mean
 from tubelab.reporting import sweep_report, tables
 
@@ -98,3 +101,39 @@ def test_intervals_chance_and_paired_differences_in_the_plain_table():
     assert "| *chance* | 10.0 |" in md
     assert "| nonlinear | +20.0 [+8.0, +31.0] |" in md  # outside noise: no mark
     assert "| linear | +5.0 [-4.0, +14.0] (noise) |" in md
+
+
+def predictions(correct) -> list[dict]:
+    """One seed's per-video predictions (top-1, 10 classes) that are right exactly where `correct` is."""
+    correct = np.asarray(correct, bool)
+    target = np.arange(len(correct)) % 10
+    prediction = np.eye(10, dtype=np.float32)[np.where(correct, target, (target + 1) % 10)]
+    return [{"video_key": np.arange(len(correct)), "target": target, "prediction": prediction, "metric": "top1",
+             "num_classes": 10}]
+
+
+def test_baselines_come_first_and_the_grid_rows_are_also_compared_among_themselves():
+    """The demo's shape: random init (a baseline, no grid axis set), then no_motion and default."""
+    ablation = {"baselines": [{"checkpoint": "random"}], "grid": {"tubelet": ["no_motion", "default"]},
+                "downstream": ["synthetic"]}
+    axes, scores = ["checkpoint", "tubelet"], ["synthetic/top1"]
+    rows = [{"checkpoint": "", "tubelet": "default", "synthetic/top1": 80.0},
+            {"checkpoint": "random", "tubelet": "", "synthetic/top1": 20.0},
+            {"checkpoint": "", "tubelet": "no_motion", "synthetic/top1": 50.0}]
+    _, table = sweep_report.in_ablation_order(tables.aggregate(rows, axes, scores), axes, scores, ablation)
+    assert [tables.label(r, axes) for r in table] == ["random", "no_motion", "default"]
+    right = {"random": np.arange(100) < 20, "no_motion": np.arange(100) < 50, "default": np.arange(100) < 80}
+    preds = {((r["checkpoint"], r["tubelet"]), "synthetic/top1"): predictions(right[tables.label(r, axes)])
+             for r in table}
+    sweep_report.attach_intervals(table, axes, scores, preds)
+    grid = [dict(r) for r in sweep_report.grid_rows(table, axes, ablation)]
+    sweep_report.attach_intervals(grid, axes, scores, preds)
+    # nested correct sets: each difference is exact (+30 / +60 / +30 points) and its interval excludes 0
+    assert [r["synthetic/top1_diff"] for r in table[1:]] == pytest.approx([30.0, 60.0])
+    assert grid[1]["synthetic/top1_diff"] == pytest.approx(30.0) and grid[1]["synthetic/top1_diff_lo"] > 0
+    md = sweep_report.to_markdown(table, axes, scores, False, "demo")
+    assert "| random |  | 20.0 [" in md and "|  | default | 80.0 [" in md
+    assert "Paired difference against the first row (random)" in md and "| default | +60.0 [" in md
+    second = tables.differences_markdown(grid, axes, scores, "the first grid row")
+    assert second.startswith("Paired difference against the first grid row (no_motion)")
+    assert "| default | +30.0 [" in second and "] (noise)" not in second
