@@ -3,7 +3,7 @@
     python jobs/finetune_probe.py --shards DIR [--epochs 8] [--seed 1] [--init-seed 1000] [--input rgb]
                                   [--order blocks] [--buffer-batches 16] [--train-per-class 48] [--frames 8]
                                   [--stride 4] [--crop 32] [--clips-per-video 2] [--batch 16]
-                                  [--optimizer adam] [--lr 1e-3]
+                                  [--optimizer adam] [--lr 1e-3] [--threads 1]
 
 Reads a prepared single-label dataset (the shard folder `tubelab prepare` wrote, through its manifest.json),
 decodes each epoch's training clips with tubelab's ClipDecoder (the same clip draws as a fine-tune with
@@ -81,6 +81,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--input", choices=sorted(INPUTS), default="rgb_diff", help="the model's input (conf/model/tiny.yaml)")
     p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="sgd: momentum 0.9")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads; with more than one the curve's last digits vary with the process's memory "
+                        "layout (docs/recipes.md 'Seeds and determinism'), as a train worker's with cpus_per_train_worker > 1")
     p.add_argument("--buffer-batches", type=int, default=SHUFFLE_BUFFER_BATCHES,
                    help="--order blocks: the shuffle buffer, in batches (default: the train loops')")
     return p
@@ -89,6 +92,7 @@ def parser() -> argparse.ArgumentParser:
 def main() -> None:
     a = parser().parse_args()
     torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(a.threads)
     train, test = read_split(a.shards, "train"), read_split(a.shards, "test")
     if a.train_per_class:
         keep = np.concatenate([np.flatnonzero(train["label"] == c)[:a.train_per_class] for c in np.unique(train["label"])])

@@ -77,7 +77,7 @@ def submitted(tmp_path_factory, mlflow_server):
             documented_line("README.md", SUBMIT, {"http://HEAD:8265": head.dashboard_url, "/shared/tubelab": str(home),
                                                   "http://MLFLOW:5000": mlflow_server})
             + " " + shlex.join([f"name={SWEEP}", f"tracking.experiment={EXPERIMENT}", "resources.train_workers=1",
-                                *SMALL])])
+                                "ablation.baselines=[]", *SMALL])])  # the demo's grid only (test_sweep_e2e runs its baseline)
         env = {k: v for k, v in head.client_env.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
         env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # the venv's `ray`
         try:  # `ray job submit` uploads, submits, streams the job's logs and exits with the job's outcome
