@@ -95,19 +95,26 @@ def row_predictions(client, experiment_id: str, runs: list, axes: list[str], sco
 
 
 def attach_intervals(table: list[dict], axes: list[str], scores: list[str], predictions: dict) -> None:
-    """Each score's 95 % interval, its column's chance level and the paired difference to the first row."""
-    base_key = tuple(str(table[0][a]) for a in axes)
+    """Each score's 95 % interval and its column's chance level."""
     for row in table:
         key = tuple(str(row[a]) for a in axes)
         for s in scores:
-            if (key, s) not in predictions:
-                continue
-            runs_ = predictions[key, s]
-            _, row[f"{s}_lo"], row[f"{s}_hi"] = intervals.score_interval(runs_)
-            row[f"{s}_chance"] = intervals.chance_level(runs_[0]["metric"], runs_[0]["target"], runs_[0]["num_classes"])
-            if key != base_key and (base_key, s) in predictions:
+            if (key, s) in predictions:
+                runs_ = predictions[key, s]
+                _, row[f"{s}_lo"], row[f"{s}_hi"] = intervals.score_interval(runs_)
+                row[f"{s}_chance"] = intervals.chance_level(runs_[0]["metric"], runs_[0]["target"],
+                                                            runs_[0]["num_classes"])
+
+
+def attach_differences(rows: list[dict], axes: list[str], scores: list[str], predictions: dict) -> None:
+    """Each row's paired difference to the first of `rows` (same test videos and seeds)."""
+    base_key = tuple(str(rows[0][a]) for a in axes)
+    for row in rows[1:]:
+        key = tuple(str(row[a]) for a in axes)
+        for s in scores:
+            if (key, s) in predictions and (base_key, s) in predictions:
                 row[f"{s}_diff"], row[f"{s}_diff_lo"], row[f"{s}_diff_hi"] = intervals.paired_difference(
-                    predictions[base_key, s], runs_)
+                    predictions[base_key, s], predictions[key, s])
 
 
 def grid_rows(table: list[dict], axes: list[str], ablation: dict) -> list[dict]:
@@ -254,13 +261,14 @@ def build(cfg, parent_run_id: str) -> SweepReport:
     rows, axes, scores, reused, runs = sweep_rows(client, exp, parent_run_id)
     ablation = load_ablation(client, parent_run_id)
     scores, table = in_ablation_order(tables.aggregate(rows, axes, scores), axes, scores, ablation)
-    predictions = row_predictions(client, exp, runs, axes, scores) if table else {}
+    grid = []  # with baselines first, the grid rows are also compared among themselves (motion vs no motion)
     if table:
+        predictions = row_predictions(client, exp, runs, axes, scores)
         attach_intervals(table, axes, scores, predictions)
-    # With baselines first, the grid rows are also compared among themselves (e.g. motion vs no motion).
-    grid = [dict(r) for r in grid_rows(table, axes, ablation)] if ablation.get("baselines") else []
-    if len(grid) >= 2:
-        attach_intervals(grid, axes, scores, predictions)
+        attach_differences(table, axes, scores, predictions)
+        if ablation.get("baselines"):
+            grid = [dict(r) for r in grid_rows(table, axes, ablation)]
+            attach_differences(grid, axes, scores, predictions)
     with_paper = bool(table) and attach_paper(table, axes, scores, ablation.get("paper"))
     scores = attach_severe_mean(table, scores) if table else scores
     title = parent.info.run_name + (f": {ablation['description']}" if ablation.get("description") else "")
@@ -270,7 +278,7 @@ def build(cfg, parent_run_id: str) -> SweepReport:
     if not table:
         return SweepReport(f"### {title}\n\nno finished trials yet\n", "", table, 0, 0)
     markdown = to_markdown(table, axes, scores, with_paper, title)
-    if len(grid) >= 2 and (diffs := tables.differences_markdown(grid, axes, scores, "the first grid row")):
+    if diffs := tables.differences_markdown(grid, axes, scores, "the first grid row"):
         markdown += f"\n{diffs}"
     markdown += f"\n{summary}\n"
     return SweepReport(markdown, to_csv(table, axes, scores, with_paper), table, len(rows), reused,

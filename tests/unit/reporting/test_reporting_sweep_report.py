@@ -126,8 +126,9 @@ def test_baselines_come_first_and_the_grid_rows_are_also_compared_among_themselv
     preds = {((r["checkpoint"], r["tubelet"]), "synthetic/top1"): predictions(right[tables.label(r, axes)])
              for r in table}
     sweep_report.attach_intervals(table, axes, scores, preds)
+    sweep_report.attach_differences(table, axes, scores, preds)
     grid = [dict(r) for r in sweep_report.grid_rows(table, axes, ablation)]
-    sweep_report.attach_intervals(grid, axes, scores, preds)
+    sweep_report.attach_differences(grid, axes, scores, preds)
     # nested correct sets: each difference is exact (+30 / +60 / +30 points) and its interval excludes 0
     assert [r["synthetic/top1_diff"] for r in table[1:]] == pytest.approx([30.0, 60.0])
     assert grid[1]["synthetic/top1_diff"] == pytest.approx(30.0) and grid[1]["synthetic/top1_diff_lo"] > 0
