@@ -1,14 +1,15 @@
 """What a fine-tune recipe can learn, without the platform around it: one process, no Ray cluster, no MLflow.
 
     python jobs/finetune_probe.py --shards DIR [--epochs 8] [--seed 1] [--init-seed 1000] [--input rgb]
-                                  [--order blocks] [--buffer-batches 16] [--train-per-class 48] [--frames 8]
+                                  [--order blocks] [--buffer-batches 16] [--train-per-class 48] [--classes 6,7,8,9] [--flip] [--frames 8]
                                   [--stride 4] [--crop 32] [--clips-per-video 2] [--batch 16]
                                   [--optimizer adam] [--lr 1e-3] [--threads 1]
 
-Reads a prepared single-label dataset (the shard folder `tubelab prepare` wrote, through its manifest.json),
+Reads a prepared single-label or counting dataset (the shard folder `tubelab prepare` wrote, through its manifest.json),
 decodes each epoch's training clips with tubelab's ClipDecoder (the same clip draws as a fine-tune with
 that seed: data.decode.clip_rng), trains `r2plus1d_tiny` (`--input`: conf/model/tiny.yaml's) with tubelab's fine-tune
-step (the platform's normalisation) and prints test top-1 of the centred clip after every epoch: a learning curve
+step (the platform's normalisation) and prints test top-1 (counting: the repetition error) of the centred clip
+after every epoch: a learning curve
 for recipe searches (docs/results.md "Proxy recipe search"), without validation carve or model selection.
 
 --order: `random` draws each epoch's batches from a fresh permutation of all clips; `blocks` feeds them
@@ -31,25 +32,31 @@ from tubelab.data.decode import ClipDecoder
 from tubelab.data.pipeline import VIDEOS_PER_BLOCK
 from tubelab.models import build_model
 from tubelab.models.r2plus1d import INPUTS
-from tubelab.training import steps
+from tubelab.evaluation import metrics
+from tubelab.training import steps, tasks
 from tubelab.training.common import SHUFFLE_BUFFER_BATCHES
 
-COLUMNS = ("video_id", "video", "num_frames", "label")
+COLUMNS = ("video_id", "video", "num_frames", "label", "count")
 
 
-def read_split(url: str, split: str) -> dict[str, np.ndarray]:
-    """A split of the shards `tubelab prepare` wrote at `url`, the ones its manifest names, as numpy columns."""
+def read_split(url: str, split: str) -> tuple[dict[str, np.ndarray], str]:
+    """A split of the shards `tubelab prepare` wrote at `url`, the ones its manifest names, as numpy columns,
+    and the dataset's task (single_label or count)."""
     try:
-        table = shards.read_split(shards.read_manifest(url), url, split, list(COLUMNS))
+        manifest = shards.read_manifest(url)
+        table = shards.read_split(manifest, url, split, list(COLUMNS))
     except shards.ManifestError as e:
         raise SystemExit(str(e)) from None
+    if manifest["task"] not in ("single_label", "count"):
+        raise SystemExit(f"{url}: a {manifest['task']} dataset; the probe trains single_label and count tasks")
     rows = {k: np.array(table.column(k).to_pylist(), dtype=object) for k in COLUMNS}
-    return {**rows, "num_frames": rows["num_frames"].astype(np.int64), "label": rows["label"].astype(np.int64)}
+    label = np.array([-1 if v is None else v for v in rows["label"]], dtype=np.int64)  # -1: the task has none
+    return {**rows, "num_frames": rows["num_frames"].astype(np.int64), "label": label}, manifest["task"]
 
 
 def decode(decoder: ClipDecoder, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out = [decoder({k: v[i:i + 16] for k, v in rows.items()}) for i in range(0, len(rows["label"]), 16)]
-    return {k: np.concatenate([o[k] for o in out]) for k in ("clip", "label")}
+    return {k: np.concatenate([o[k] for o in out]) for k in ("clip", "label", "count")}
 
 
 def epoch_batches(clips: dict[str, np.ndarray], batch: int, order: str, seed: int, epoch: int, rows_per_block: int,
@@ -70,6 +77,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", required=True)
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--train-per-class", type=int, default=None, help="the first N training videos of each class")
+    p.add_argument("--classes", type=lambda v: [int(c) for c in v.split(",")], default=None,
+                   help="a class subset, e.g. 6,7,8,9 (as setting.classes: remapped to 0..k-1)")
+    p.add_argument("--flip", action="store_true", help="random left-right flip of training clips (setting.clip.flip)")
     p.add_argument("--seed", type=int, default=0, help="clip draws and batch order")
     p.add_argument("--init-seed", type=int, default=None, help="model initialisation (default: --seed)")
     p.add_argument("--order", choices=["random", "blocks"], default="random")
@@ -93,17 +103,25 @@ def main() -> None:
     a = parser().parse_args()
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(a.threads)
-    train, test = read_split(a.shards, "train"), read_split(a.shards, "test")
+    (train, task), (test, _) = read_split(a.shards, "train"), read_split(a.shards, "test")
+    target = "count" if task == "count" else "label"
+    if a.classes:
+        remap = np.full(max(int(train["label"].max()), int(test["label"].max()), *a.classes) + 1, -1)
+        remap[a.classes] = np.arange(len(a.classes))
+        train, test = ({k: v[remap[s["label"]] >= 0] for k, v in s.items()} for s in (train, test))
+        train["label"], test["label"] = remap[train["label"]], remap[test["label"]]
     if a.train_per_class:
         keep = np.concatenate([np.flatnonzero(train["label"] == c)[:a.train_per_class] for c in np.unique(train["label"])])
         train = {k: v[np.sort(keep)] for k, v in train.items()}
     num_classes = int(max(train["label"].max(), test["label"].max())) + 1
-    print(f"{len(train['label'])} train and {len(test['label'])} test videos, {num_classes} classes")
+    print(f"{len(train['label'])} train and {len(test['label'])} test videos, "
+          + ("counts" if task == "count" else f"{num_classes} classes"))
     geometry = dict(frames=a.frames, strides=[a.stride], crop=a.crop)
     test_clips = decode(ClipDecoder(**geometry, mode="eval"), test)
-    decoder = ClipDecoder(**geometry, rows_per_video=a.clips_per_video, mode="train", seed=a.seed)
+    decoder = ClipDecoder(**geometry, rows_per_video=a.clips_per_video, mode="train", seed=a.seed,
+                           flip=a.flip)
     torch.manual_seed(a.seed if a.init_seed is None else a.init_seed)
-    net = build_model({"name": "r2plus1d_tiny", "input": a.input}, num_classes=num_classes)
+    net = build_model({"name": "r2plus1d_tiny", "input": a.input}, num_classes=tasks.head_size(task, num_classes))
     optimizer = (torch.optim.Adam(net.parameters(), lr=a.lr) if a.optimizer == "adam"
                  else torch.optim.SGD(net.parameters(), lr=a.lr, momentum=0.9))
     for epoch in range(a.epochs):
@@ -112,16 +130,17 @@ def main() -> None:
         net.train()
         batches = epoch_batches(decode(decoder, train), a.batch, a.order, a.seed, epoch,
                                 rows_per_block=VIDEOS_PER_BLOCK * a.clips_per_video, buffer_batches=a.buffer_batches)
-        losses = [steps.finetune_step(net, optimizer, b["clip"][:, 0].movedim(-1, -4), b["label"], "single_label").item()
+        losses = [steps.finetune_step(net, optimizer, b["clip"][:, 0].movedim(-1, -4), b[target], task).item()
                   for b in batches]
         net.eval()
         with torch.no_grad():
-            predicted = np.concatenate([
-                net(steps.normalize(torch.from_numpy(test_clips["clip"][i:i + 50, 0]).movedim(-1, -4))).argmax(1).numpy()
-                for i in range(0, len(test_clips["label"]), 50)])
-        top1 = 100 * float(np.mean(predicted == test_clips["label"]))
-        print(f"epoch {epoch + 1}: train loss {np.mean(losses):.3f}, test top-1 {top1:.1f} ({time.time() - start:.0f} s)",
-              flush=True)
+            output = torch.cat([net(steps.normalize(torch.from_numpy(test_clips["clip"][i:i + 50, 0]).movedim(-1, -4)))
+                                for i in range(0, len(test_clips["label"]), 50)])
+        if task == "count":
+            score = f"test repetition error {metrics.repetition_error(output.squeeze(-1), test_clips['count']):.3f}"
+        else:
+            score = f"test top-1 {100 * float(np.mean(output.argmax(1).numpy() == test_clips['label'])):.1f}"
+        print(f"epoch {epoch + 1}: train loss {np.mean(losses):.3f}, {score} ({time.time() - start:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -43,10 +43,16 @@ KIT_VIDEOS = ["dataset=synthetic", "dataset.generator.train_per_class=1", "datas
               "dataset.encode.short_side=48"]
 
 
-def make_kit(tmp_path, monkeypatch) -> Path:
+# The same for the counting proxy (synthetic_count): 6 + 2 clips of 2..4 repetitions.
+KIT_COUNTS = ["dataset=synthetic_count", "dataset.generator.train=6", "dataset.generator.test=2",
+              "dataset.generator.max_count=4", "dataset.generator.num_frames=40", "dataset.generator.width=64",
+              "dataset.generator.height=48", "dataset.encode.short_side=48"]
+
+
+def make_kit(tmp_path, monkeypatch, videos: list[str] = KIT_VIDEOS) -> Path:
     """A kit like `make gpu-kit` makes (shards/ with manifest.json), small, and without Ray."""
     monkeypatch.setenv("TUBELAB_HOME", str(tmp_path / "home"))
-    cfg = config.load("prepare", KIT_VIDEOS)
+    cfg = config.load("prepare", videos)
     index = INDEXERS[cfg.dataset.format](source_dir(cfg), **cfg.dataset.index)
     shard_index(index, str(tmp_path / "kit" / "shards"), card=OmegaConf.to_container(cfg.dataset, resolve=True),
                 shard_max_mb=cfg.shard_max_mb, max_bad_fraction=0.0, encoder=encode_sequential)

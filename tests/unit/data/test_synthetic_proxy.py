@@ -64,7 +64,9 @@ def test_cards():
                        "synthetic_count": ("ucfrep", "count"), "synthetic_multi": ("charades", "multi")}
     domain = _card("synthetic_domain").generator
     assert domain.style == "alt" and domain.seed != default.generator.seed  # no pretraining trajectory again
-    assert domain.train_per_class >= 24  # a budget of 40 is a real low-sample regime (4 per class)
+    for setting in ("proxy_ucf_1000", "proxy_gym_1000"):  # a real low-sample regime: at most a quarter of train
+        s = OmegaConf.load(REPO / "platform" / "tubelab" / "conf" / "setting" / f"{setting}.yaml")
+        assert -(-s.budget // 10) <= _card(s.dataset).generator.train_per_class / 4
 
 
 @pytest.mark.parametrize("name", CARDS)

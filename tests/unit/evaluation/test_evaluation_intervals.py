@@ -61,5 +61,12 @@ def test_chance_levels():
     assert intervals.chance_level("mean_class_accuracy", target, 10) == pytest.approx(10.0)
     multi = (np.random.default_rng(4).random((200, 5)) < np.array([0.1, 0.2, 0.3, 0.4, 0.5])).astype(np.float32)
     assert intervals.chance_level("map", multi, 5) == pytest.approx(100 * multi.mean(axis=0).mean(), abs=0.5)
-    counts = np.array([2.0, 4.0, 6.0])
-    assert intervals.chance_level("repetition_error", counts, 0) == pytest.approx(np.mean(np.abs(4 - counts) / counts))
+    counts = np.array([2.0, 4.0, 6.0])  # constant 2: (0 + 2/4 + 4/6) / 3 = 7/18; the mean count 4: 8/18
+    assert intervals.chance_level("repetition_error", counts, 0) == pytest.approx(7 / 18)
+    counts = np.random.default_rng(5).integers(2, 9, 300).astype(np.float32)  # UCF-RC-like: 2..8 repetitions
+    grid = np.linspace(0, 10, 2001)
+    error = min(np.mean(np.abs(c - counts) / counts) for c in grid)
+    assert intervals.chance_level("repetition_error", counts, 0) == pytest.approx(error, abs=1e-6)
+    assert error < np.mean(np.abs(counts.mean() - counts) / counts) - 0.03  # below predicting the mean count
+    obo = max(100 * np.mean(np.abs(np.floor(c + 0.5) - counts) <= 1) for c in grid)
+    assert intervals.chance_level("obo", counts, 0) == pytest.approx(obo)
