@@ -1,16 +1,16 @@
 """What a fine-tune recipe can learn, without the platform around it: one process, no Ray cluster, no MLflow.
 
     python jobs/finetune_probe.py --shards DIR [--epochs 8] [--seed 1] [--init-seed 1000] [--input rgb]
-                                  [--order blocks] [--buffer-batches 16] [--train-per-class 48] [--classes 6,7,8,9] [--flip] [--frames 8]
-                                  [--stride 4] [--crop 32] [--clips-per-video 2] [--batch 16]
-                                  [--optimizer adam] [--lr 1e-3] [--threads 1]
+                                  [--order blocks] [--buffer-batches 16] [--train-per-class 48]
+                                  [--classes 6,7,8,9] [--flip] [--frames 8] [--stride 4] [--crop 32]
+                                  [--clips-per-video 2] [--batch 16] [--optimizer adam] [--lr 1e-3] [--threads 1]
 
-Reads a prepared single-label or counting dataset (the shard folder `tubelab prepare` wrote, through its manifest.json),
-decodes each epoch's training clips with tubelab's ClipDecoder (the same clip draws as a fine-tune with
-that seed: data.decode.clip_rng), trains `r2plus1d_tiny` (`--input`: conf/model/tiny.yaml's) with tubelab's fine-tune
-step (the platform's normalisation) and prints test top-1 (counting: the repetition error) of the centred clip
-after every epoch: a learning curve
-for recipe searches (docs/results.md "Proxy recipe search"), without validation carve or model selection.
+Reads a prepared single-label or counting dataset (the shard folder `tubelab prepare` wrote, through its
+manifest.json), decodes each epoch's training clips with tubelab's ClipDecoder (the same clip draws as a
+fine-tune with that seed: data.decode.clip_rng), trains `r2plus1d_tiny` (`--input`: conf/model/tiny.yaml's)
+with tubelab's fine-tune step (the platform's normalisation) and prints test top-1 (counting: the repetition
+error) of the centred clip after every epoch: a learning curve for recipe searches (docs/results.md "Proxy
+recipe search", "Proxy SEVERE recipe search"), without validation carve or model selection.
 
 --order: `random` draws each epoch's batches from a fresh permutation of all clips; `blocks` feeds them
 as a deterministic fine-tune does (blocks of 8 videos in one seeded order every epoch, batches drawn
@@ -118,8 +118,7 @@ def main() -> None:
           + ("counts" if task == "count" else f"{num_classes} classes"))
     geometry = dict(frames=a.frames, strides=[a.stride], crop=a.crop)
     test_clips = decode(ClipDecoder(**geometry, mode="eval"), test)
-    decoder = ClipDecoder(**geometry, rows_per_video=a.clips_per_video, mode="train", seed=a.seed,
-                           flip=a.flip)
+    decoder = ClipDecoder(**geometry, rows_per_video=a.clips_per_video, mode="train", seed=a.seed, flip=a.flip)
     torch.manual_seed(a.seed if a.init_seed is None else a.init_seed)
     net = build_model({"name": "r2plus1d_tiny", "input": a.input}, num_classes=tasks.head_size(task, num_classes))
     optimizer = (torch.optim.Adam(net.parameters(), lr=a.lr) if a.optimizer == "adam"
