@@ -11,4 +11,5 @@ exec ray job submit --runtime-env infra/aws/runtime_env.yaml --working-dir . -- 
   python jobs/sweep.py ablation=demo storage=s3 tracking=server \
   resources.decode_node_resource=decode_node resources.train_node_resource=train_node \
   resources.train_workers=2 resources.gpus_per_train_worker=1 resources.cpus_per_train_worker=4 \
-  resources.decode_actors=8 resources.cluster_cpus=144 resources.max_concurrent_trials=1 "$@"
+  resources.decode_actors=8 resources.cluster_cpus=144 resources.max_concurrent_trials=1 \
+  resources.cluster_config=infra/aws/cluster.yaml "$@"

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import ray
 
+from tubelab import node_types
 from tubelab.config import FROM_URI
 
 
@@ -77,6 +78,32 @@ def placement(res, role: str) -> dict[str, float]:
     """Custom resources a decode actor (role "decode") or a train worker ("train") requests."""
     name = res.get(f"{role}_node_resource")
     return {name: MARKER_AMOUNT} if name else {}
+
+
+def trial_requests(res) -> dict[str, tuple[int, dict[str, float]]]:
+    """What one trial asks Ray for at the same time, by kind: (how many, the resources of one)."""
+    return {
+        "train worker": (res.train_workers, {"CPU": res.cpus_per_train_worker, "GPU": res.gpus_per_train_worker,
+                                             **placement(res, "train")}),
+        "decode actor": (res.decode_actors, {"CPU": res.cpus_per_decode_actor, **placement(res, "decode")}),
+        "trial driver": (1, {"CPU": res.trial_driver_cpus}),
+        "file-listing task": (1, {"CPU": LISTING_CPUS}),
+    }
+
+
+def check_node_types(res) -> None:
+    """With `resources.cluster_config` (the cluster YAML or RayCluster manifest the cluster was deployed
+    from): every request of a trial fits a node type that file can launch, and one trial's CPUs fit the
+    cluster at its largest, or the run would pend forever on an autoscaling cluster. Before Ray starts."""
+    path = res.get("cluster_config")
+    if not path:
+        return
+    types = node_types.read(path)
+    node_types.check(trial_requests(res), types, path)
+    most = sum(t.resources.get("CPU", 0.0) * t.max_nodes for t in types)
+    if most < cpus_per_trial(res):
+        raise ValueError(f"one trial needs {cpus_per_trial(res):g} CPUs but {path} can grow to {most:g} "
+                         f"({'; '.join(t.describe() for t in types)}); lower resources.* or raise max workers")
 
 
 def check_cluster(res, cluster_resources: dict[str, float]) -> "Plan":
@@ -168,6 +195,7 @@ def init_ray(res) -> Plan:
     if ray.is_initialized():
         return check_cluster(res, ray.cluster_resources())
     check(res)
+    check_node_types(res)
     env = worker_env(res)
     address = res.address or os.environ.get("RAY_ADDRESS")
     if address:

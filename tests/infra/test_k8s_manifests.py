@@ -13,6 +13,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "infra" / "k8s"
@@ -166,6 +167,8 @@ def check_rayjob(job: dict, rc: dict) -> None:
     gpus = sum(g["maxReplicas"] * int(g["template"]["spec"]["containers"][0]["resources"]["limits"]
                                       .get("nvidia.com/gpu", 0)) for g in rc["spec"]["workerGroupSpecs"])
     assert int(overrides["resources.train_workers"]) * int(overrides["resources.gpus_per_train_worker"]) <= gpus
+    deployed = Path(overrides["resources.cluster_config"])
+    assert (ROOT / deployed.relative_to(image_workdir())).resolve() == (ROOT / "infra" / "k8s" / "raycluster.yaml")
 
 
 def test_rayjob_runs_a_sweep_file_of_this_repo_on_the_raycluster():
@@ -188,11 +191,14 @@ def test_rayjob_checks_reject_a_broken_copy(breakage):
 
 def test_sweep_entrypoint_config_is_valid_for_tubelab():
     """The RayJob's overrides compose into a valid sweep config (unknown keys would fail on the cluster)."""
-    from tubelab import config
+    from tubelab import config, resources
 
     argv = shlex.split(one("RayJob")["spec"]["entrypoint"])
     cfg = config.load("sweep", argv[2:])
     assert cfg.resources.decode_node_resource == DECODE and cfg.resources.cluster_cpus == 134
+    # the sweep's pre-flight against the RayCluster (read here from the repository, in the image from its copy)
+    resources.check_node_types(OmegaConf.merge(cfg.resources, {"cluster_config": str(ROOT / "infra" / "k8s" /
+                                                                                      "raycluster.yaml")}))
 
 
 # --- MLflow ---------------------------------------------------------------------------------------

@@ -128,22 +128,26 @@ def test_submit_command_runs_a_file_of_the_repo_with_the_clusters_capacity():
     assert int(overrides["resources.cluster_cpus"]) == most, "cluster_cpus must be what the groups can grow to"
 
 
-def test_submit_overrides_compose_into_a_valid_sweep_config():
-    """Unknown keys or values would only fail on the cluster, after `ray up`: compose them here."""
-    from tubelab import config
+def test_submit_overrides_compose_into_a_valid_sweep_config(monkeypatch):
+    """Unknown keys or values would only fail on the cluster, after `ray up`: compose them here; the
+    sweep's pre-flight against this cluster YAML (resources.cluster_config) passes."""
+    from tubelab import config, resources
 
     argv = submit_command()
     overrides = [a for a in argv[argv.index("--") + 3:] if "=" in a]
     cfg = config.load("sweep", overrides)
     assert cfg.resources.decode_node_resource == DECODE and cfg.resources.train_node_resource == TRAIN
     assert cfg.choices.storage == "s3" and cfg.choices.tracking == "server"
+    assert (ROOT / cfg.resources.cluster_config).resolve() == AWS / "cluster.yaml"
+    monkeypatch.chdir(ROOT)  # the job's working dir is the uploaded repository
+    resources.check_node_types(cfg.resources)
 
 
 README_SUBMIT = ("ray job submit --runtime-env infra/aws/runtime_env.yaml --working-dir . -- python jobs/sweep.py "
                  "ablation=demo storage=s3 tracking=server resources.decode_node_resource=decode_node "
                  "resources.train_node_resource=train_node resources.train_workers=2 resources.gpus_per_train_worker=1 "
                  "resources.cpus_per_train_worker=4 resources.decode_actors=8 resources.cluster_cpus=144 "
-                 "resources.max_concurrent_trials=1")
+                 "resources.max_concurrent_trials=1 resources.cluster_config=infra/aws/cluster.yaml")
 
 
 def test_the_readme_submit_line_is_the_scripts_and_composes():

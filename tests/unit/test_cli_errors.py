@@ -108,6 +108,18 @@ def test_a_sweep_grid_checkpoint_that_does_not_exist_fails_before_ray(tmp_path):
     assert not runs_by_status(tmp_path / "home")
 
 
+def test_a_sweep_no_node_type_can_hold_fails_before_ray(tmp_path):
+    """resources.cluster_config: the deploy file's node types; a decode actor larger than a decode node would
+    pend forever on the autoscaling cluster, so the sweep stops at its pre-flight."""
+    root = Path(__file__).resolve().parents[2]
+    proc = run("sweep", "ablation=demo", "resources.cluster_config=infra/aws/cluster.yaml",
+               "resources.decode_node_resource=decode_node", "resources.cpus_per_decode_actor=32",
+               home=tmp_path / "home", cwd=root)
+    assert_one_line_error(proc, "this run can never be placed", "1 x decode actor (CPU 32, decode_node 0.001 each)",
+                          "decode (up to 8: CPU 16, decode_node 1)")
+    assert not runs_by_status(tmp_path / "home")
+
+
 # 4. prepare input errors
 
 @pytest.mark.parametrize("source,fragments", [

@@ -64,6 +64,7 @@ def validate_run(cfg: DictConfig) -> None:
     clip = cfg.pretrain.clip
     try:
         validate_tubelet_config(cfg.tubelet, clip_shape=(3, clip.frames, clip.crop, clip.crop))
+        resources.check_node_types(cfg.resources)
         if cfg.resources.address:
             resources.check(cfg.resources)  # the fit is checked once connected (init_ray)
         else:
