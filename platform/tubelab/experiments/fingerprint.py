@@ -16,7 +16,7 @@ from pathlib import Path
 # Keys of a trial config that cannot change its scores.
 IGNORED_KEYS = ("name", "home", "tracking", "storage", "reuse", "resume", "ablation")  # same trial, any ablation
 IGNORED_RESOURCE_KEYS = ("address", "num_cpus", "max_concurrent_trials", "trial_driver_cpus", "read_task_cpus",
-                         "decode_actors", "cpus_per_decode_actor")
+                         "decode_actors", "cpus_per_decode_actor", "cluster_config")
 
 
 @lru_cache(maxsize=1)

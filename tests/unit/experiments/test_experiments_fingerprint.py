@@ -17,6 +17,7 @@ def test_same_experiment_same_fingerprint_whatever_its_name_place_or_ablation():
     other = copy.deepcopy(CFG)
     other.update(name="b", home="/elsewhere", ablation={"description": "another table"})
     other["storage"]["url"], other["resources"]["address"] = "/local", "ray://head:10001"
+    other["resources"]["cluster_config"] = "infra/aws/cluster.yaml"  # checked before Ray starts, not a score input
     other["choices"].update(ablation="table3_motion", storage="local", tracking="server")  # the group choices too
     assert fp(other) == fp()
 
