@@ -88,19 +88,24 @@ class RayHead:
     """A `ray start --head --block` subprocess in its own process group, with a private temp dir, its own
     ports and its own auth token (RAY_AUTH_MODE=token + RAY_AUTH_TOKEN: ~/.ray/auth_token is neither read
     nor written). `client_env` is what a Ray CLI client needs to talk to this head. Stop it with stop():
-    never `ray stop`, which stops every Ray on the machine."""
+    never `ray stop`, which stops every Ray on the machine.
+
+    With `autoscaling=<cluster YAML or RayCluster manifest>` the head runs Ray's autoscaler over the fake
+    multi-node provider with that file's node types (tests/autoscaling.py): it schedules no work, and the
+    nodes the autoscaler starts live under the head's temp dir, so stop() and processes_using() cover them."""
 
     # On an overloaded machine the raylet can give up waiting for the dashboard agent's port file (a fixed
     # 15 s in Ray 2.60, "Timed out waiting for file .../dashboard_agent_listen_port_...") and `ray start`
     # then fails with "The current node timed out during startup": that startup race is retried once.
     STARTUP_RACE = "timed out during startup"
 
-    def __init__(self, root: Path, *, num_cpus: int, env: dict | None = None, timeout: float = 180,
-                 attempts: int = 2):
+    def __init__(self, root: Path, *, num_cpus: int = 0, env: dict | None = None, timeout: float = 180,
+                 attempts: int = 2, autoscaling: Path | None = None, **simulated):
         import secrets
 
         self.root = Path(root)
         self.num_cpus, self.extra_env = num_cpus, env or {}
+        self.autoscaling, self.simulated = autoscaling, simulated
         self.token = secrets.token_hex(32)
         self.client_env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
         for k in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"):
@@ -127,8 +132,24 @@ class RayHead:
         self.temp_dir = Path(tempfile.mkdtemp(prefix="tubelab-ray-", dir="/tmp"))
         (gcs, dash, client, agent_http, agent_grpc, rtenv, metrics, node_mgr, obj_mgr) = free_ports(9)
         self.dashboard_url = f"http://127.0.0.1:{dash}"
+        self.gcs_address = f"127.0.0.1:{gcs}"
         env = {**self.client_env, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
                "RAY_USAGE_STATS_ENABLED": "0", **self.extra_env}
+        extra = []
+        if self.autoscaling:
+            import yaml
+
+            from autoscaling import HEAD_ENV, simulated_cluster
+
+            self.cluster_config = self.root / f"simulated-cluster-{attempt}.yaml"
+            self.cluster_config.write_text(yaml.safe_dump(simulated_cluster(self.autoscaling, self.gcs_address,
+                                                                            **self.simulated)))
+            # RAY_TMPDIR: the autoscaler's nodes live under the head's temp dir too; RAY_ADDRESS: their processes
+            # find this cluster by address, not by scanning the machine (the nodes register under the machine's
+            # IP, the head under 127.0.0.1: a scan sees two clusters); PYTHONPATH: the provider class.
+            env.update(HEAD_ENV, RAY_TMPDIR=str(self.temp_dir), RAY_ADDRESS=self.gcs_address,
+                       PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+            extra = [f"--autoscaling-config={self.cluster_config}"]
         self.log_path = self.root / f"ray-start-{attempt}.log"
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
@@ -138,7 +159,7 @@ class RayHead:
              f"--dashboard-agent-grpc-port={agent_grpc}", f"--runtime-env-agent-port={rtenv}",
              f"--metrics-export-port={metrics}", f"--node-manager-port={node_mgr}",
              f"--object-manager-port={obj_mgr}", f"--num-cpus={self.num_cpus}", f"--temp-dir={self.temp_dir}",
-             "--disable-usage-stats"],
+             "--disable-usage-stats", *extra],
             env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     @property

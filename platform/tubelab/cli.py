@@ -26,7 +26,8 @@ HELP_CONFIG = {"prepare": "prepare", "pretrain": "pretrain", "finetune": "finetu
 HELP_NOTES = {
     "sweep": "setting.KEY=VALUE applies to every downstream setting of the ablation (conf/setting/).",
     "severe": "suite=proxy|real; setting.KEY=VALUE applies to every SEVERE setting; label=NAME names the row.",
-    "report": "tracking and storage as in the other commands: tracking=local|server, storage=local|s3.",
+    "report": "tracking and storage as in the other commands: tracking=local|server, storage=local|s3; "
+              "resources.address=DASHBOARD_URL (the cluster a sweep ran on) also logs its scaling timeline.",
     "ui": "port=PORT (default 5000); tracking=local|server.",
 }
 

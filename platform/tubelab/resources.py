@@ -190,6 +190,33 @@ def worker_env(res) -> dict[str, str]:
     return env
 
 
+def keep_ray_data_actors_here() -> None:
+    """Start Ray Data's three cluster-wide detached actors (dataset stats, actor locations, autoscaling
+    coordinator: 0 CPUs each) on this driver's node, the head under `ray job submit`.
+
+    Ray Data starts them on the node of the first process that runs a dataset and they live as long as the
+    cluster. In a sweep that is a trial on a worker node, and a node holding actors never counts as idle:
+    the autoscaler never removes it (seen in tests/e2e/test_cluster_submit_e2e.py: one decode node up for
+    good after the first sweep, paid by the hour). Once they exist, Ray Data finds them by name.
+    (Ray-internal functions; Ray is pinned.)"""
+    from ray.data._internal.cluster_autoscaler.default_autoscaling_coordinator import (
+        get_or_create_autoscaling_coordinator)
+    from ray.data._internal.execution.node_trackers.actor_location import get_or_create_actor_location_tracker
+    from ray.data._internal.stats import get_or_create_stats_actor
+
+    for start in (get_or_create_stats_actor, get_or_create_actor_location_tracker,
+                  get_or_create_autoscaling_coordinator):
+        start()
+
+
+def cluster_address(res) -> str | None:
+    """The GCS address of the cluster this process has joined (`resources.address`, or the cluster of a
+    `ray job submit`); None on the embedded Ray. After init_ray."""
+    if not (res.address or os.environ.get("RAY_ADDRESS")):
+        return None
+    return ray.get_runtime_context().gcs_address
+
+
 def init_ray(res) -> Plan:
     """Connect to `resources.address` (or the cluster of a `ray job submit`), else start the embedded Ray."""
     if ray.is_initialized():
@@ -202,6 +229,7 @@ def init_ray(res) -> Plan:
         # per-key merge with a `ray job submit` runtime env (worker_env never repeats a key the job sets)
         ray.init(address=address, log_to_driver=True, runtime_env={"env_vars": env} if env else None,
                  logging_level=logging.INFO if verbose() else logging.WARNING)
+        keep_ray_data_actors_here()
         return check_cluster(res, ray.cluster_resources())
     p = plan(res)
     os.environ.update(env)  # the embedded Ray's workers inherit the driver's environment

@@ -21,6 +21,7 @@ from tubelab.experiments.fingerprint import code_version, trial_fingerprint
 from tubelab.experiments.plan import SweepPlan, plan_sweep
 from tubelab.experiments.trial import run_params, run_trial, start_trial_run
 from tubelab.experiments.tune import run_trials
+from tubelab.reporting import cluster_timeline
 from tubelab.tracking import mlflow_runs, schema
 
 
@@ -117,16 +118,28 @@ def start_parent(plan: SweepPlan) -> str:
     return parent
 
 
+def record_timeline(cfg, parent: str, address: str) -> None:
+    """The nodes the autoscaler launched for the sweep, on its parent run (reporting.cluster_timeline); a
+    finished sweep does not fail over it."""
+    try:
+        print(cluster_timeline.log_timeline(cfg, parent, address))
+    except Exception as e:  # the State API needs the dashboard (ray[default]); a sweep's results do not
+        print(f"timeline: not recorded ({type(e).__name__}: {str(e)[:300]}); `tubelab report sweep=NAME "
+              f"resources.address=DASHBOARD_URL` records it later")
+
+
 def run_sweep(overrides: list[str], resume: bool = False) -> SweepOutcome:
+    launched = time.time()  # data preparation may already ask the cluster for nodes
     plan = check_sweep(overrides, resume)
     base = plan.base
     if resume:
         parent_run = resumable_sweep(base, plan)
         plan.name, parent = parent_run.data.tags["tubelab.sweep"], parent_run.info.run_id
     res_plan = resources.init_ray(base.resources)
+    cluster = resources.cluster_address(base.resources)
     if not resume:
         parent = start_parent(plan)
-    mlflow_runs.set_tags(base, parent, {"tubelab.cluster": cluster_shape()})
+    mlflow_runs.set_tags(base, parent, {"tubelab.cluster": cluster_shape(), cluster_timeline.LAUNCHED_TAG: f"{launched:.3f}"})
 
     todo, done, reused = [], 0, 0
     for i, t in enumerate(plan.trials):
@@ -153,6 +166,8 @@ def run_sweep(overrides: list[str], resume: bool = False) -> SweepOutcome:
                                  dirname=lambda i: f"trial-{i:03d}")
             errors = [f"{plan.trials[r.config['index']]['label']}: {type(r.error).__name__}: {str(r.error)[-500:]}"
                       for r in results if r.error is not None]
+            if cluster:
+                record_timeline(base, parent, cluster)
     except BaseException:
         mlflow_runs.end_run(base, parent, "FAILED")
         raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import ray.tune
+from ray.tune.execution import class_cache
 
 from tubelab import resources
 from tubelab.training.common import storage_target
@@ -49,12 +50,19 @@ class Progress(ray.tune.Callback):
               flush=True)
 
 
+# Ray Tune copies these from the driver's environment into every trial actor's runtime env, which the dashboard
+# shows and Ray's runtime-env agent writes to its log. The trials do not need the copy: on the embedded Ray they
+# inherit the driver's environment, on a cluster the node's own (infra/: instance roles, Secrets).
+CREDENTIALS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"}
+
+
 def run_trials(cfg, trainable, trials: list[dict], indices: list[int], *, name: str, what: str,
                plan: resources.Plan, dirname) -> ray.tune.ResultGrid:
     """trainable(params, trials) for each index in `indices`, at most plan.max_concurrent_trials at once,
     each trial driver holding resources.trial_driver_cpus; Tune state under storage `tune/<name>`.
     `dirname(index)` names each trial's folder."""
     path, fs = storage_target(cfg, "tune")
+    class_cache.ENV_VARS_TO_PROPAGATE.difference_update(CREDENTIALS)  # (a Ray-internal set; Ray is pinned)
     tuner = ray.tune.Tuner(
         ray.tune.with_resources(ray.tune.with_parameters(trainable, trials=trials),
                                 {"cpu": cfg.resources.trial_driver_cpus}),

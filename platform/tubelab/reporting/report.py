@@ -1,5 +1,5 @@
 """`tubelab report`: a sweep's table (sweep=NAME_OR_RUN_ID) or a SEVERE table (severe=NAME,...) rebuilt
-from MLflow alone."""
+from MLflow alone; with resources.address (the cluster's dashboard URL) also the sweep's scaling timeline."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 from tubelab import config
 from tubelab.config import ConfigError
 from tubelab.evaluation.severe import SETTINGS
-from tubelab.reporting import severe_table, sweep_report
+from tubelab.reporting import cluster_timeline, severe_table, sweep_report
 from tubelab.tracking import mlflow_runs
 from tubelab.tracking.schema import SEVERE_PREFIX
 
@@ -59,4 +59,7 @@ def report(overrides: list[str]) -> str:
                           "severe=NAME[,NAME...] (printed by `tubelab severe`)")
     client, exp = mlflow_runs.client(cfg), mlflow_runs.experiment_id(cfg)
     parent = find_parent(client, exp, keys["sweep"])
-    return sweep_report.build(cfg, parent.info.run_id).markdown
+    markdown = sweep_report.build(cfg, parent.info.run_id).markdown
+    if cfg.resources.address:  # the cluster the sweep ran on: its scaling timeline, terminations included
+        markdown += "\n" + cluster_timeline.log_timeline(cfg, parent.info.run_id, cfg.resources.address)
+    return markdown
