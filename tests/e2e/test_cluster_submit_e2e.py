@@ -447,6 +447,24 @@ def test_idle_nodes_go_and_the_report_adds_them_to_the_timeline(submitted, tmp_p
     assert set(hours) == {"nodes/decode_hours", "nodes/train_hours"} and all(v > 0 for v in hours.values())
 
 
+def test_a_sweep_no_node_type_can_hold_fails_at_once(submitted):
+    """A decode actor larger than a decode node (3 CPUs; the simulated nodes have 2) would pend forever on an
+    autoscaling cluster: the pre-flight against the deployed config refuses it before any trial or node."""
+    head = submitted.head
+    before = worker_nodes(head)
+    script = submit_script(head, submitted.home, submitted.tracking_uri,
+                           ["name=cluster-e2e-too-big", "ablation.baselines=[]", *SMALL, "resources.cpus_per_decode_actor=3"])
+    started = time.monotonic()
+    proc = subprocess.run(["bash", "-c", script], cwd=ROOT, env=cli_env(head), capture_output=True, text=True, timeout=300)
+    took = time.monotonic() - started
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "failed" in out, out[-3000:]
+    assert "this run can never be placed, so it would wait forever" in out, out[-3000:]
+    assert "decode actor (CPU 3, decode_node 0.001 each)" in out and "decode (up to 8: CPU 2, decode_node 1)" in out
+    assert took < 120, took  # the upload and the job's start; no waiting for nodes
+    assert set(worker_nodes(head)) == set(before)  # no node was launched for it
+
+
 def test_stopping_the_head_leaves_none_of_its_processes(submitted):
     head = submitted.head
     assert processes_using(head.temp_dir), "the head should be running before it is stopped"

@@ -139,7 +139,8 @@ def run_sweep(overrides: list[str], resume: bool = False) -> SweepOutcome:
     cluster = resources.cluster_address(base.resources)
     if not resume:
         parent = start_parent(plan)
-    mlflow_runs.set_tags(base, parent, {"tubelab.cluster": cluster_shape(), cluster_timeline.LAUNCHED_TAG: f"{launched:.3f}"})
+    mlflow_runs.set_tags(base, parent, {"tubelab.cluster": cluster_shape(),
+                                        cluster_timeline.LAUNCHED_TAG: f"{launched:.3f}"})
 
     todo, done, reused = [], 0, 0
     for i, t in enumerate(plan.trials):
