@@ -149,6 +149,11 @@ def cmd_finetune(overrides):
     print(f"{cfg.setting.id} {cfg.setting.metric}: {score:.2f}")
 
 
+class Incomplete(Exception):
+    """Some trials (or SEVERE settings) failed; what finished is recorded and a rerun picks up the rest. One line
+    on stderr and exit 1, not a traceback: the failures' own tracebacks are in the log above and in MLflow."""
+
+
 def cmd_sweep(overrides, resume=False):
     from tubelab.experiments.sweep import run_sweep
     from tubelab.reporting import sweep_report
@@ -162,7 +167,7 @@ def cmd_sweep(overrides, resume=False):
     print(f"MLflow: parent run {outcome.parent_run_id} in {mlflow_runs.tracking_uri(base)} (`tubelab ui` to browse)")
     failed = len(plan.trials) - report.finished
     if failed:
-        raise RuntimeError(f"{failed} of {len(plan.trials)} trials did not finish; rerun with --resume to run only "
+        raise Incomplete(f"{failed} of {len(plan.trials)} trials did not finish; rerun with --resume to run only "
                            f"those. " + "; ".join(outcome.errors))
 
 
@@ -184,7 +189,7 @@ def cmd_severe(overrides):
     print(f"\n{markdown}")
     failed = [k for k, v in outcome.scores.items() if not math.isfinite(v)]
     if failed:
-        raise RuntimeError(f"SEVERE settings failed: {', '.join(failed)} (see the MLflow child runs of {outcome.name})")
+        raise Incomplete(f"SEVERE settings failed: {', '.join(failed)} (see the MLflow child runs of {outcome.name})")
 
 
 def cmd_report(overrides):
@@ -245,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     resources.hush()
     try:
         handler(args.overrides, **({"resume": args.resume} if args.command == "sweep" else {}))
+    except Incomplete as e:
+        print(f"tubelab {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except Exception as e:
         from tubelab.data.shards import ManifestError
 

@@ -228,3 +228,19 @@ def test_command_help_lists_config_groups_and_their_choices(tmp_path):
     text = " ".join(proc.stdout.split())
     assert proc.returncode == 0 and f"setting {', '.join(c + '*' if c == 'synthetic' else c for c in config.choices('setting'))}" in text
     assert "ablation " not in text and "tubelet " not in text  # finetune composes neither group
+
+
+@pytest.mark.parametrize("command", ["sweep", "severe"])
+def test_failed_trials_end_in_one_line_and_exit_1(command, monkeypatch, capsys):
+    """What finished is recorded; the failures' tracebacks were printed as they happened. The end of the run is
+    one line naming what to do, not another traceback (cmd_sweep / cmd_severe raise Incomplete)."""
+    from tubelab import cli
+
+    def fails(overrides, **_):
+        raise cli.Incomplete("1 of 2 trials did not finish; rerun with --resume to run only those. t2: ValueError: x")
+
+    monkeypatch.setattr(cli, f"cmd_{command}", fails)
+    assert cli.main([command, "ablation=demo"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"tubelab {command}: error: 1 of 2 trials did not finish; rerun with --resume to run only those. " \
+                  "t2: ValueError: x\n"
