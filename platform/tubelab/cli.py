@@ -127,10 +127,12 @@ def previous_pretrain(cfg, params: dict) -> bool:
 def cmd_finetune(overrides):
     from tubelab import config
     from tubelab.data import storage
+    from tubelab.experiments.plan import validate_setting
     from tubelab.tracking import mlflow_runs
 
     overrides, cards = config.split_card_overrides(overrides)  # card.NAME.KEY=V, as in sweep and severe
     cfg = config.load("finetune", overrides)  # a relative checkpoint path is made absolute here
+    validate_setting(cfg)
     storage.check_local_store(cfg)
     mlflow_runs.check_reachable(cfg)
     storage.check_checkpoint(cfg)  # before Ray: a wrong path is a user error, not a fault to retry
@@ -185,7 +187,7 @@ def cmd_severe(overrides):
                                           severe_table.row(outcome.label, outcome.scores))]
     if math.isfinite(ours[0]["mean"]):
         mlflow_runs.log_metrics(cfg, parent, {f"{SEVERE_PREFIX}mean": ours[0]["mean"]}, 0)
-    markdown = severe_table.log_table(cfg, parent, ours, f"SEVERE ({cfg.suite}): {outcome.name}")
+    markdown = severe_table.log_table(cfg, parent, ours, f"SEVERE ({cfg.suite}): {outcome.name}", outcome.protocol)
     print(f"\n{markdown}")
     failed = [k for k, v in outcome.scores.items() if not math.isfinite(v)]
     if failed:

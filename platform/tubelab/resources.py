@@ -45,6 +45,20 @@ RESERVED = {"CPU", "GPU", "memory", "object_store_memory"}
 LISTING_CPUS = 1.0  # Ray Data's file-listing task (ListFiles) asks for 1 CPU; it is not configurable
 
 
+def per_worker_batch(total: int, workers: int, key: str) -> int:
+    """The per-worker batch of a total batch (`key`: the config key, for the error). Recipes give batch sizes as
+    totals over all train workers (the papers' numbers), so a result does not depend on the cluster's shape; a
+    total the workers cannot share evenly is refused, naming the worker counts that can."""
+    if total < 1 or workers < 1:
+        raise ValueError(f"{key}={total} with resources.train_workers={workers}: both must be >= 1")
+    if total % workers:
+        valid = [w for w in range(1, total + 1) if total % w == 0]
+        raise ValueError(f"{key}={total} is the total batch over all train workers and cannot be split evenly over "
+                         f"resources.train_workers={workers}; use a worker count that divides it ({', '.join(map(str, valid))}) "
+                         f"or a total divisible by {workers}")
+    return total // workers
+
+
 def cpus_per_trial(res) -> float:
     """Driver + train workers + decode actors + the listing task + one read task."""
     return (res.trial_driver_cpus + res.train_workers * res.cpus_per_train_worker

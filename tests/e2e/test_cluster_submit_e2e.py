@@ -46,7 +46,7 @@ SMALL = tiny_sweep(pretrain_epochs=1)  # one pretraining epoch: the point here i
 # infra/README.md's placement: decode actors on decode nodes, train workers on train nodes. One train worker
 # per trial keeps the process count down on 2 cores (test_sweep_e2e covers 2 workers).
 PLACED = ["resources.decode_node_resource=decode_node", "resources.train_node_resource=train_node",
-          "resources.train_workers=1"]
+          "resources.train_workers=1", "pretrain.batch_size=4", "setting.batch_size=4"]  # 4 per worker, as on 2
 # infra/aws/cluster.yaml says 5: the one timing scaled for the test (at 0.25 nodes churned between a trial's stages)
 IDLE_MINUTES = 0.5
 # Fake secrets the job gets the way README says real ones come: from the nodes' environment (here the head's,

@@ -98,6 +98,8 @@ def test_sweep_prints_one_row_per_grid_point_after_the_random_init_baseline(swee
     assert "Paired difference against the first grid row (no_motion)" in stdout
     diffs = [line for line in stdout.splitlines() if line.startswith("| default | ")]
     assert len(diffs) == 2 and all("[" in line for line in diffs)
+    # the protocol line under the title: one protocol (the synthetic setting's), with its switches
+    assert "\nProtocol: model selected on a 10 % validation split of train; no colour jitter, per-worker BN.\n" in stdout
 
 
 def test_parent_and_child_runs_with_params_and_metrics(sweep):

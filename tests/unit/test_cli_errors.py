@@ -120,6 +120,25 @@ def test_a_sweep_no_node_type_can_hold_fails_before_ray(tmp_path):
     assert not runs_by_status(tmp_path / "home")
 
 
+@pytest.mark.parametrize("command,fragment", [
+    (["pretrain", "pretrain.batch_size=33"], "pretrain.batch_size=33 is the total batch over all train workers"),
+    (["finetune", "setting.batch_size=15"], "setting synthetic: setting.batch_size=15 is the total batch"),
+    (["sweep", "ablation=demo", "setting.batch_size=15"], "setting.batch_size=15 is the total batch"),
+])
+def test_a_total_batch_the_workers_cannot_share_fails_before_ray(command, fragment, tmp_path):
+    """Batch sizes are totals over the train workers (2 on the embedded default): an odd total names the
+    worker counts that divide it."""
+    proc = run(*command, home=tmp_path / "home", cwd=tmp_path)
+    line = assert_one_line_error(proc, fragment, "resources.train_workers=2")
+    assert "(1, 3, 5, 15)" in line or "(1, 3, 11, 33)" in line
+    assert not runs_by_status(tmp_path / "home")
+
+
+def test_a_pretraining_batch_of_one_clip_per_worker_fails_before_ray(tmp_path):
+    proc = run("pretrain", "pretrain.batch_size=2", home=tmp_path / "home", cwd=tmp_path)
+    assert_one_line_error(proc, "pretrain.batch_size=2 over 2 train workers leaves under 2 clips per worker")
+
+
 # 4. prepare input errors
 
 @pytest.mark.parametrize("source,fragments", [

@@ -139,3 +139,11 @@ def test_quiet_ray_data_logging_is_ray_datas_default_with_a_warning_console():
     assert ours["handlers"].pop("console")["level"] == "WARNING"
     theirs = {**DEFAULT_CONFIG, "handlers": {k: v for k, v in DEFAULT_CONFIG["handlers"].items() if k != "console"}}
     assert ours == theirs
+
+
+def test_a_total_batch_is_split_evenly_over_the_workers_or_refused():
+    assert resources.per_worker_batch(32, 4, "pretrain.batch_size") == 8
+    assert resources.per_worker_batch(32, 1, "pretrain.batch_size") == 32
+    with pytest.raises(ValueError) as e:
+        resources.per_worker_batch(12, 5, "setting.batch_size")
+    assert "setting.batch_size=12" in str(e.value) and "(1, 2, 3, 4, 6, 12)" in str(e.value)

@@ -65,13 +65,15 @@ def resized_crop_box(height: int, width: int, scale: tuple[float, float], rng: n
     return (height - side) // 2, (width - side) // 2, side, side
 
 
-def resize(clip: np.ndarray, size: int) -> np.ndarray:
-    """(T, h, w, 3) uint8 -> (T, size, size, 3) uint8, bilinear with antialiasing."""
+def resize(clip: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """(T, h, w, 3) uint8 -> (T, size, size, 3) (or (T, height, width, 3) for size = (height, width)) uint8,
+    bilinear with antialiasing."""
     import torch
     import torch.nn.functional as F
 
     x = torch.from_numpy(np.ascontiguousarray(clip)).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
     return x.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
@@ -90,7 +92,9 @@ class ClipDecoder:
     mode "train": each video yields `rows_per_video` rows (the reference's "N random clips per video"
     epochs), each holding `clips_per_row` independently sampled clips (2 for the video-contrast pair):
     random start, stride drawn from `strides` (per-frame jitter if `jitter`), random crop (or, with
-    `resized_crop` = (min, max) area fraction, a RandomResizedCrop resized to crop x crop), flip if `flip`.
+    `resized_crop` = (min, max) area fraction, a RandomResizedCrop resized to crop x crop; or, with `scales` =
+    [[width, height], ...], the frames resized to one of those sizes drawn per clip, then the random crop: the
+    official pretraining's GroupScale + GroupRandomCrop), flip if `flip`.
     mode "eval": one row per video with `eval_clips` clips spread evenly over it (N-clip Video@1; 1 = the
     centred clip) at the first stride, centre crop, no flip.
     Targets: "label" (int64; -1 where the task has none), "multi_hot" (float32, num_classes) for
@@ -104,12 +108,16 @@ class ClipDecoder:
     def __init__(self, frames: int, strides: list[int], crop: int, clips_per_row: int = 1,
                  rows_per_video: int = 1, flip: bool = False, mode: str = "train", seed: int = 0,
                  jitter: bool = False, eval_clips: int = 1, num_classes: int = 0, backend: str = "decord",
-                 resized_crop: tuple[float, float] | None = None, failures=None, epochs=None):
+                 resized_crop: tuple[float, float] | None = None, scales: list | None = None, failures=None,
+                 epochs=None):
         if mode not in ("train", "eval"):
             raise ValueError(f"ClipDecoder mode must be 'train' or 'eval', got {mode!r}")
         self.frames, self.strides, self.crop, self.flip, self.jitter = frames, list(strides), crop, flip, jitter
         self.mode, self.backend, self.failures, self.num_classes = mode, backend, failures, num_classes
         self.resized_crop = tuple(resized_crop) if resized_crop else None
+        self.scales = [(int(w), int(h)) for w, h in scales] if scales else None
+        if self.resized_crop and self.scales:
+            raise ValueError("clip.resized_crop and clip.scales are two ways of scale augmentation; set one")
         self.clips_per_row = clips_per_row if mode == "train" else eval_clips
         self.rows_per_video = rows_per_video if mode == "train" else 1
         self.seed, self.epochs, self.epoch = seed, epochs, 0
@@ -141,16 +149,20 @@ class ClipDecoder:
                   rng: np.random.Generator | None) -> None:
         """One clip into `out`: `frames[positions]` cropped (random, resized or centred), maybe flipped."""
         height, width = frames.shape[1], frames.shape[2]
-        resized = rng is not None and self.resized_crop
-        if resized:
+        in_order = rng is not None and (self.resized_crop or self.scales)  # `view`: the clip's frames, in order
+        if rng is not None and self.resized_crop:
             y, x, h, w = resized_crop_box(height, width, self.resized_crop, rng)
             view = resize(frames[positions, y:y + h, x:x + w], self.crop)
-        else:
+        elif rng is not None and self.scales:
+            w, h = self.scales[int(rng.integers(len(self.scales)))]
+            y, x = crop_box(h, w, self.crop, rng)
+            view = resize(frames[positions], (h, w))[:, y:y + self.crop, x:x + self.crop]
+        else:  # `view`: every decoded frame, cropped
             y, x = crop_box(height, width, self.crop, rng)
             view = frames[:, y:y + self.crop, x:x + self.crop]
         if self.flip and rng is not None and rng.random() < 0.5:
             view = view[:, :, ::-1]
-        if resized:
+        if in_order:
             out[...] = view
         else:  # one copy, straight into the output block (mode="clip": no bounds-check buffer; the positions
             np.take(view, positions, axis=0, out=out, mode="clip")  # index `frames` by construction)

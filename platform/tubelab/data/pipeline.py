@@ -71,6 +71,10 @@ def check_clip_fits(manifest: dict, clip, split: str) -> None:
         raise ValueError(f"a clip of {clip.frames} frames at stride {max(clip.strides)} spans {span} frames but the "
                          f"shortest {split} video of {manifest['dataset']!r} has {shortest}; lower clip.frames or "
                          f"clip.strides")
+    for w, h in clip.get("scales") or []:
+        if clip.crop > min(w, h):
+            raise ValueError(f"clip.crop={clip.crop} is larger than the {w}x{h} of clip.scales; lower clip.crop or "
+                             f"use larger scales")
     if clip.crop > manifest["encode"]["short_side"]:
         raise ValueError(f"clip.crop={clip.crop} is larger than the shards' short side "
                          f"{manifest['encode']['short_side']}; lower clip.crop or re-prepare with a larger "
@@ -189,7 +193,7 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
                                    clips_per_row=clips_per_row, rows_per_video=clip.clips_per_video,
                                    flip=clip.flip, jitter=clip.jitter, eval_clips=clip.eval_clips, mode=mode,
                                    seed=seed, backend=clip.decoder, failures=failures, epochs=epochs,
-                                   resized_crop=clip.get("resized_crop"),
+                                   resized_crop=clip.get("resized_crop"), scales=clip.get("scales"),
                                    num_classes=len(manifest["classes"]) if multi_label else 0),
         batch_size=2,  # small calls keep an actor from stalling on its full output buffer
         batch_format="numpy",

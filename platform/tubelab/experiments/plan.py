@@ -46,7 +46,17 @@ def finetune_config(trial_cfg: DictConfig, setting_id: str, setting_overrides: l
     setting = copy.deepcopy(_setting(setting_id, tuple(setting_overrides)))
     trial = to_container(trial_cfg)
     shared = {k: trial[k] for k in ("model", "storage", "tracking", "resources", "seed", "deterministic", "home")}
-    return {"setting": setting, **shared, "name": None}
+    ft = {"setting": setting, **shared, "name": None}
+    validate_setting(OmegaConf.create(ft))
+    return ft
+
+
+def validate_setting(ft) -> None:
+    """A fine-tune's value checks before Ray starts: its total batch must split evenly over the train workers."""
+    try:
+        resources.per_worker_batch(ft.setting.batch_size, ft.resources.train_workers, "setting.batch_size")
+    except ValueError as e:
+        raise ConfigError(f"setting {ft.setting.id}: {e}") from None
 
 
 @functools.lru_cache(maxsize=256)
@@ -65,6 +75,10 @@ def validate_run(cfg: DictConfig) -> None:
     try:
         validate_tubelet_config(cfg.tubelet, clip_shape=(3, clip.frames, clip.crop, clip.crop))
         resources.check_node_types(cfg.resources)
+        if resources.per_worker_batch(cfg.pretrain.batch_size, cfg.resources.train_workers, "pretrain.batch_size") < 2:
+            raise ValueError(f"pretrain.batch_size={cfg.pretrain.batch_size} over {cfg.resources.train_workers} "
+                             f"train workers leaves under 2 clips per worker: tubelet pairs take their key clip "
+                             f"from another row of the worker's batch; raise pretrain.batch_size")
         if cfg.resources.address:
             resources.check(cfg.resources)  # the fit is checked once connected (init_ray)
         else:

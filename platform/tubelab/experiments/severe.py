@@ -22,6 +22,7 @@ from tubelab.config import ConfigError, to_container
 from tubelab.data import storage
 from tubelab.data.prepare import ensure_shards
 from tubelab.data.storage import check_checkpoint
+from tubelab.evaluation import protocol
 from tubelab.experiments.checks import check_setting
 from tubelab.experiments.plan import finetune_config, split_overrides
 from tubelab.experiments.stages import finetune_stage
@@ -37,6 +38,7 @@ class SevereOutcome:
     label: str
     parent_run_id: str
     scores: dict[str, float]   # SEVERE id -> score; NaN where the setting failed
+    protocol: str              # the table's protocol line (evaluation.protocol.caption)
 
 
 def row_label(cfg) -> str:
@@ -91,10 +93,11 @@ def run_severe(overrides: list[str]) -> SevereOutcome:
             check_setting(OmegaConf.create(t["cfg"]))
         except ValueError as e:
             raise ConfigError(f"SEVERE {t['severe_id']} ({t['cfg']['setting']['id']}): {e}") from None
+    protocols = {t["severe_id"]: protocol.describe(OmegaConf.create(t["cfg"]["setting"])) for t in trials}
     plan = resources.init_ray(cfg.resources)
     parent = mlflow_runs.start_run(cfg, name, kind="severe", tags={
         "tubelab.severe": name, "tubelab.suite": cfg.suite, "tubelab.label": label,
-        "checkpoint_uri": str(cfg.checkpoint)})
+        "checkpoint_uri": str(cfg.checkpoint), **protocol.as_tags(protocols)})
     mlflow_runs.log_text(cfg, parent, yaml.safe_dump(to_container(cfg), sort_keys=False), "config.yaml")
     for t in trials:
         t["parent_run_id"] = parent
@@ -113,4 +116,4 @@ def run_severe(overrides: list[str]) -> SevereOutcome:
         ray.shutdown()
     mlflow_runs.log_metrics(cfg, parent, {f"{SEVERE_PREFIX}{k}": v for k, v in scores.items() if math.isfinite(v)}, 0)
     mlflow_runs.end_run(cfg, parent, "FINISHED" if all(map(math.isfinite, scores.values())) else "FAILED")
-    return SevereOutcome(cfg, name, label, parent, scores)
+    return SevereOutcome(cfg, name, label, parent, scores, protocol.caption(protocols.items()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 
 from tubelab.data import storage
+from tubelab.evaluation import protocol
 from tubelab.tracking import mlflow_runs
 from tubelab.training.finetune import run_finetune
 from tubelab.training.pretrain import run_pretrain
@@ -49,6 +50,7 @@ def finetune_stage(cfg, run_id: str, name: str, params: dict, score_metric: str)
     metrics, the test score as metric `score_metric` (tracking.schema); ends the run and returns the score."""
     with ended_on_failure(cfg, run_id):
         mlflow_runs.log_params(cfg, run_id, params)
+        mlflow_runs.set_tags(cfg, run_id, {protocol.TAG: protocol.describe(cfg.setting)})
         result = run_finetune(cfg, name=name, run_id=run_id)
         score = float(result.metrics["score"])
         mlflow_runs.log_metrics(cfg, run_id, {score_metric: score}, step=0)

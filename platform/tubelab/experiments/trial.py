@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from tubelab import resources
 from tubelab.config import RANDOM_INIT  # checkpoint=random: fine-tune from random initialisation, no pretraining
+from tubelab.evaluation import protocol
 from tubelab.experiments.stages import finetune_stage, pretrain_stage
 from tubelab.tracking import mlflow_runs
 from tubelab.tracking.schema import SCORE_PREFIX
@@ -73,7 +74,8 @@ def run_trial(params: dict, trials: list[dict]) -> None:
         mlflow_runs.log_params(cfg, run_id, {**run_params(trial["cfg"]), "grid": trial["point"]})
         mlflow_runs.log_text(cfg, run_id, yaml.safe_dump(trial["cfg"], sort_keys=False), "config.yaml")
         uri = pretrained_checkpoint(cfg, trial, run_id)
-        mlflow_runs.set_tags(cfg, run_id, {"checkpoint_uri": uri or RANDOM_INIT})
+        mlflow_runs.set_tags(cfg, run_id, {"checkpoint_uri": uri or RANDOM_INIT, **protocol.as_tags({
+            s["setting"]["id"]: protocol.describe(OmegaConf.create(s["setting"])) for s in trial["settings"]})})
         scores = {}
         for setting in trial["settings"]:
             ft = {**setting, "checkpoint": uri}

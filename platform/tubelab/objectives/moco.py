@@ -1,15 +1,26 @@
 """MoCo-v2 on clip pairs: query encoder, momentum key encoder, a queue of negatives, InfoNCE.
 
 In tubelet contrast the pair is two clips of DIFFERENT videos carrying the same tubelets; in the
-video-contrast baseline it is two clips of the same video. The objective is the same.
-Under DDP, keys are computed with batch-shuffle BN (gather, permute, scatter) so BN statistics
-cannot reveal which key belongs to which query, and the queue receives the keys of all workers.
-With one worker the same effect comes from shuffling the key batch and computing BN over
-`bn_splits` separate chunks of it (as single-GPU MoCo implementations do with split BN).
+video-contrast baseline it is two clips of the same video. The objective is the same; the queue
+receives the keys of all workers.
+
+BatchNorm (`batchnorm`):
+- "global" (the official tubelet-contrast config, `syncbn = True`): both encoders' BN layers are
+  converted to global BN by the caller (models.batchnorm), so statistics are those of the whole batch
+  on every worker count. The official code still batch-shuffles the keys, but under SyncBN a shuffle
+  changes no statistic, so here keys are computed on the batch as it is.
+- "shuffle" (MoCo-v2's own recipe): per-worker BN; under DDP keys are computed with batch-shuffle BN
+  (gather, permute, scatter) so BN statistics cannot reveal which key belongs to which query; with one
+  worker the key batch is shuffled and its BN computed over `bn_splits` chunks (split BN).
+
+`fp32_logits`: the similarities (batch x (1 + queue)) and the loss are computed in fp32 even under a
+bf16 autocast (bf16 keeps 8 bits of mantissa: logits of up to 1/T = 5 lose the second decimal). The
+official code runs fp32 throughout, so this only matters with `precision: bf16`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -46,9 +57,12 @@ class Encoder(nn.Module):
 
 class MoCo(nn.Module):
     def __init__(self, backbone: nn.Module, dim: int = 128, queue: int = 16384, momentum: float = 0.999,
-                 temperature: float = 0.2, bn_splits: int = 2):
+                 temperature: float = 0.2, bn_splits: int = 2, batchnorm: str = "shuffle", fp32_logits: bool = True):
         super().__init__()
+        if batchnorm not in ("global", "shuffle"):
+            raise ValueError(f"batchnorm={batchnorm!r} is not valid; choose one of: global, shuffle")
         self.momentum, self.temperature, self.bn_splits = momentum, temperature, bn_splits
+        self.batchnorm, self.fp32_logits = batchnorm, fp32_logits
         self.encoder_q = Encoder(backbone, dim)
         self.encoder_k = copy.deepcopy(self.encoder_q)
         for p in self.encoder_k.parameters():
@@ -71,6 +85,8 @@ class MoCo(nn.Module):
 
     @torch.no_grad()
     def _keys(self, x: torch.Tensor) -> torch.Tensor:
+        if self.batchnorm == "global":
+            return self.encoder_k(x)
         if not _distributed():
             perm = torch.randperm(x.shape[0], device=x.device)
             chunks = x[perm].chunk(min(self.bn_splits, x.shape[0] // 2) or 1)
@@ -90,11 +106,15 @@ class MoCo(nn.Module):
         with torch.no_grad():
             self._momentum_update()
             k = self._keys(key)
-        pos = (q * k).sum(dim=1, keepdim=True)
-        neg = q @ self.queue.clone().detach().T
-        logits = torch.cat([pos, neg], dim=1) / self.temperature
-        labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-        loss = F.cross_entropy(logits, labels)
+        fp32 = torch.autocast(q.device.type, enabled=False) if self.fp32_logits else contextlib.nullcontext()
+        with fp32:
+            if self.fp32_logits:
+                q, k = q.float(), k.float()
+            pos = (q * k).sum(dim=1, keepdim=True)
+            neg = q @ self.queue.clone().detach().T
+            logits = torch.cat([pos, neg], dim=1) / self.temperature
+            labels = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+            loss = F.cross_entropy(logits, labels)
         self._enqueue(k)
         acc = (logits.argmax(dim=1) == 0).float().mean()
         return loss, {"contrast_acc": acc.detach()}

@@ -7,6 +7,7 @@ from mlflow.tracking import MlflowClient
 
 from tubelab import config
 from tubelab.config import ConfigError
+from tubelab.evaluation import protocol
 from tubelab.evaluation.severe import SETTINGS
 from tubelab.reporting import cluster_timeline, severe_table, sweep_report
 from tubelab.tracking import mlflow_runs
@@ -28,7 +29,7 @@ def find_parent(client: MlflowClient, experiment_id: str, sweep: str):
 def severe_report(cfg, names: list[str]) -> str:
     """Several `tubelab severe` runs as rows of one SEVERE table, logged to a new MLflow run."""
     client, exp = mlflow_runs.client(cfg), mlflow_runs.experiment_id(cfg)
-    ours, suites = [], set()
+    ours, suites, protocols = [], set(), []
     for name in names:
         runs = client.search_runs([exp], f"tags.`tubelab.severe` = '{name}' and tags.`tubelab.kind` = 'severe'",
                                   order_by=["attributes.start_time DESC"], max_results=1)
@@ -36,6 +37,7 @@ def severe_report(cfg, names: list[str]) -> str:
             raise ConfigError(f"no `tubelab severe` run named {name!r} in experiment {exp}")
         m = runs[0].data.metrics
         suites.add(runs[0].data.tags.get("tubelab.suite", "suite unknown"))
+        protocols += protocol.from_tags(runs[0].data.tags)
         scores = {s: m[f"{SEVERE_PREFIX}{s}"] for s in SETTINGS if f"{SEVERE_PREFIX}{s}" in m}
         row = severe_table.row(runs[0].data.tags.get("tubelab.label", name), scores)
         ours.append(severe_table.attach_intervals(client, exp, runs[0].info.run_id, row))
@@ -44,7 +46,7 @@ def severe_report(cfg, names: list[str]) -> str:
                                    tags={"tubelab.sources": ",".join(names)})
     # the suite in the heading, as `tubelab severe` prints it: proxy rows sit beside the paper's real-data rows
     title = f"SEVERE ({', '.join(sorted(suites))}): {', '.join(names)}"
-    markdown = severe_table.log_table(cfg, run_id, ours, title)
+    markdown = severe_table.log_table(cfg, run_id, ours, title, protocol.caption(protocols))
     mlflow_runs.end_run(cfg, run_id)
     return markdown
 

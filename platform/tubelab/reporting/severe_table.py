@@ -81,11 +81,12 @@ def _cell(r: dict, s: str) -> str:
     return _fmt(s, r[s])
 
 
-def to_markdown(ours: list[dict], title: str) -> str:
+def to_markdown(ours: list[dict], title: str, caption: str = "") -> str:
     """Our rows (with 95 % intervals where predictions give them), a chance line, the papers' rows, and
-    the paired differences of our rows to the first one."""
+    the paired differences of our rows to the first one; `caption`: the protocol line under the title."""
     head = ["", *[DISPLAY[s] + (" (err, lower better)" if s in ERROR_SETTINGS else "") for s in SETTINGS], "Mean"]
-    lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines = [f"### {title}", "", *([caption, ""] if caption else []),
+             "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in ours:
         lines.append("| " + " | ".join([r["label"], *[_cell(r, s) for s in SETTINGS], _cell(r, "mean")]) + " |")
     chance = {s: next((r[f"{s}_chance"] for r in ours if f"{s}_chance" in r), math.nan) for s in SETTINGS}
@@ -147,9 +148,9 @@ def plot(ours: list[dict], path: Path, title: str) -> Path:
     return path
 
 
-def log_table(cfg, run_id: str, ours: list[dict], title: str) -> str:
+def log_table(cfg, run_id: str, ours: list[dict], title: str, caption: str = "") -> str:
     """The table as severe.md, severe.csv and severe.png artifacts of MLflow run `run_id`; returns the Markdown."""
-    markdown = to_markdown(ours, title)
+    markdown = to_markdown(ours, title, caption)
     mlflow_runs.log_text(cfg, run_id, markdown, "severe.md")
     mlflow_runs.log_text(cfg, run_id, to_csv(ours), "severe.csv")
     with tempfile.TemporaryDirectory() as d:

@@ -20,7 +20,7 @@ from pathlib import Path
 import matplotlib
 import yaml
 
-from tubelab.evaluation import intervals
+from tubelab.evaluation import intervals, protocol
 from tubelab.evaluation.severe import SETTINGS
 from tubelab.reporting import severe_table, tables
 from tubelab.tracking import mlflow_runs
@@ -182,9 +182,11 @@ def _num(value: float, signed: bool = False) -> str:
     return f"{value:+.1f}" if signed else f"{value:.1f}"
 
 
-def to_markdown(table: list[dict], axes: list[str], scores: list[str], with_paper: bool, title: str) -> str:
+def to_markdown(table: list[dict], axes: list[str], scores: list[str], with_paper: bool, title: str,
+                caption: str = "") -> str:
+    """`caption`: the protocol line under the title (evaluation.protocol.caption)."""
     label = " / ".join(axes) or "trial"
-    lines = [f"### {title}", ""]
+    lines = [f"### {title}", "", *([caption, ""] if caption else [])]
     if not with_paper:
         diffs = tables.differences_markdown(table, axes, scores)
         return "\n".join(lines) + "\n" + tables.to_markdown(table, axes, scores) + (f"\n{diffs}" if diffs else "")
@@ -272,12 +274,13 @@ def build(cfg, parent_run_id: str) -> SweepReport:
     with_paper = bool(table) and attach_paper(table, axes, scores, ablation.get("paper"))
     scores = attach_severe_mean(table, scores) if table else scores
     title = parent.info.run_name + (f": {ablation['description']}" if ablation.get("description") else "")
+    caption = protocol.caption(pair for run in runs for pair in protocol.from_tags(run.data.tags))
     source = (ablation.get("paper") or {}).get("source")
     summary = (f"{len(rows)} finished trial(s), {reused} reused from earlier sweeps"
                + (f"; paper: {source}" if with_paper and source else ""))
     if not table:
         return SweepReport(f"### {title}\n\nno finished trials yet\n", "", table, 0, 0)
-    markdown = to_markdown(table, axes, scores, with_paper, title)
+    markdown = to_markdown(table, axes, scores, with_paper, title, caption)
     if diffs := tables.differences_markdown(grid, axes, scores, "the first grid row"):
         markdown += f"\n{diffs}"
     markdown += f"\n{summary}\n"

@@ -1,8 +1,9 @@
 """Downstream fine-tuning (or a linear probe) on Ray Train, as SEVERE defines its settings.
 
 Model selection uses a validation split carved from the training split with the run's seed, never
-the test split (the SEVERE reference code selects on test). The pretrained backbone is loaded
-strictly: every missing or unexpected key fails the run, except the new classifier.
+the test split (the SEVERE reference code selects on test); `setting.val_fraction=0` trains on the whole
+training split and scores the last epoch. The pretrained backbone is loaded strictly by default: every
+missing or unexpected key fails the run, except the new classifier (`setting.strict_load`).
 """
 
 from __future__ import annotations
@@ -23,21 +24,26 @@ from tubelab.data.failures import new_failure_log
 from tubelab.data.pipeline import check_no_empty_class, clip_dataset, select_videos, shard_url, split_rows
 from tubelab.data.shards import read_manifest
 from tubelab.models import build_model
+from tubelab.models.batchnorm import global_batchnorm
 from tubelab.models.checkpoint import load_backbone_state
+from tubelab.resources import per_worker_batch
 from tubelab.tracking import mlflow_runs
 from tubelab.tracking.predictions import log_predictions
 from tubelab.training import common, steps, tasks
 
 
-def load_pretrained(model: torch.nn.Module, uri: str, endpoint_url: str | None = None) -> str:
-    """Strictly load a pretraining checkpoint's backbone; only the new classifier may be missing."""
+def load_pretrained(model: torch.nn.Module, uri: str, endpoint_url: str | None = None, strict: bool = True) -> str:
+    """Load a pretraining checkpoint's backbone. Strict (tubelab's default): only the new classifier may be
+    missing, any other missing or unexpected key fails the run. Not strict (`setting.strict_load=false`, the
+    SEVERE code's strict=False): missing and unexpected keys pass, and the summary still counts them."""
     fs, path = storage.filesystem(storage.join(uri, common.CHECKPOINT_FILE), endpoint_url)
     if not fs.exists(path):
         raise FileNotFoundError(f"no {common.CHECKPOINT_FILE} in checkpoint {uri!r}; pass the checkpoint directory "
                                 f"a pretraining run reported (see the run's `checkpoint_uri` tag)")
     with fs.open(path, "rb") as f:
         state = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)  # tensors and plain containers only
-    return load_backbone_state(model, state, allow_missing=["fc.*"]).summary()
+    allowed = {"allow_missing": ["fc.*"]} if strict else {"allow_missing": ["*"], "allow_unexpected": ["*"]}
+    return load_backbone_state(model, state, **allowed).summary()
 
 
 def lr_at(s, epoch: int) -> float:
@@ -82,11 +88,12 @@ def finetune_loop(config: dict) -> None:
     s, task, num_classes = cfg.setting, config["task"], config["num_classes"]
     class_map = torch.tensor(config["class_map"]) if config["class_map"] is not None else None
     device, rank, world = common.setup_worker(cfg)
+    per_worker = per_worker_batch(s.batch_size, world, "setting.batch_size")
     autocast_dtype, channels_last = common.device_features(s, device)
     memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
     net = build_model(cfg.model, num_classes=tasks.head_size(task, num_classes))
     if cfg.checkpoint:
-        report = load_pretrained(net, cfg.checkpoint, cfg.storage.get("endpoint_url"))
+        report = load_pretrained(net, cfg.checkpoint, cfg.storage.get("endpoint_url"), strict=s.strict_load)
         if rank == 0:
             print(f"finetune {s.id}: {report}")
     linear = s.protocol == "linear"
@@ -94,6 +101,8 @@ def finetune_loop(config: dict) -> None:
         for name, p in net.named_parameters():
             p.requires_grad = name.startswith("fc.")
     net = net.to(device, memory_format=memory_format)
+    if s.batchnorm == "global":
+        net = global_batchnorm(net, device)
     model = ray.train.torch.prepare_model(net)
     optimizer = make_optimizer(s.optimizer, [p for p in net.parameters() if p.requires_grad])
     restored = common.restore(net, optimizer, key="model")
@@ -101,20 +110,22 @@ def finetune_loop(config: dict) -> None:
     best = restored["best"] if restored else None  # {"epoch", "value", "state"} of the best validation score
     logger = common.RankZeroLogger(cfg, config.get("run_id"), f"finetune/{s.id}", rank)
     shard = ray.train.get_dataset_shard("train")
+    generator = torch.Generator(device=device)  # colour jitter
+    jitter = s.clip.colour_jitter
     for epoch in range(start, s.epochs):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(s, epoch)
         model.train()
         if linear:
             net.eval()  # frozen BN statistics too
-        common.begin_epoch(config["epochs"], cfg.seed, rank, epoch)
+        common.begin_epoch(config["epochs"], cfg.seed, rank, epoch, generator)
         timer, loss_sum, seen = common.EpochTimer(), 0.0, 0
-        batches = common.train_batches(shard, s.batch_size, cfg.seed, rank, epoch)
+        batches = common.train_batches(shard, per_worker, cfg.seed, rank, epoch)
         for batch in timer.batches(batches):
             x = steps.to_model_input(batch["clip"][:, 0], device)
             y = tasks.targets(task, batch, device, class_map)
             loss = steps.finetune_step(model, optimizer, x, y, task, autocast_dtype=autocast_dtype,
-                                       memory_format=memory_format)
+                                       memory_format=memory_format, jitter=jitter, generator=generator)
             loss_sum += loss.item() * x.shape[0]
             seen += x.shape[0]
             timer.step_done(x.shape[0] * world)
@@ -124,7 +135,7 @@ def finetune_loop(config: dict) -> None:
                    **common.peak_memory_gb(device)}
         last = epoch + 1 == s.epochs
         if rank == 0 and config["has_val"] and ((epoch + 1) % s.eval_every == 0 or last):
-            val, _ = evaluate(net, ray.train.get_dataset_shard("val"), task, num_classes, s.batch_size, device, class_map,
+            val, _ = evaluate(net, ray.train.get_dataset_shard("val"), task, num_classes, per_worker, device, class_map,
                            autocast_dtype)
             metrics.update({f"val_{k}": v for k, v in val.items()})
             if tasks.better(s.metric, val[s.metric], best and best["value"]):
@@ -132,7 +143,7 @@ def finetune_loop(config: dict) -> None:
         if last and rank == 0:
             if best is not None:
                 net.load_state_dict(best["state"])
-            test, per_video = evaluate(net, ray.train.get_dataset_shard("eval"), task, num_classes, s.batch_size,
+            test, per_video = evaluate(net, ray.train.get_dataset_shard("eval"), task, num_classes, per_worker,
                                        device, class_map, autocast_dtype)
             if config.get("run_id"):  # reports put intervals on the score from these (evaluation.intervals)
                 log_predictions(cfg, config["run_id"], task=task, metric=s.metric,
@@ -202,10 +213,9 @@ def run_finetune(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
                 "eval": data(s.eval_split, videos["test"], "eval")}
     if videos["val"]:
         datasets["val"] = data(s.train_split, videos["val"], "eval")
-    needed = s.batch_size * cfg.resources.train_workers
-    if len(videos["train"]) * s.clip.clips_per_video < needed:
-        raise ValueError(f"setting {s.id}: {len(videos['train'])} training videos cannot fill one step of {needed} "
-                         f"clips; lower setting.batch_size or resources.train_workers")
+    if len(videos["train"]) * s.clip.clips_per_video < s.batch_size:
+        raise ValueError(f"setting {s.id}: {len(videos['train'])} training videos cannot fill one step of "
+                         f"setting.batch_size {s.batch_size} clips; lower setting.batch_size")
     return common.fit(lambda: TorchTrainer(
         finetune_loop,
         train_loop_config=common.loop_config(cfg, run_id=run_id, task=task, num_classes=videos["num_classes"],

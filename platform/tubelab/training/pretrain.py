@@ -18,7 +18,9 @@ from tubelab.data.epoch_clock import new_epoch_clock
 from tubelab.data.failures import new_failure_log
 from tubelab.data.pipeline import clip_dataset, select_videos, split_rows
 from tubelab.models import build_model
+from tubelab.models.batchnorm import global_batchnorm
 from tubelab.objectives.moco import MoCo
+from tubelab.resources import per_worker_batch
 from tubelab.tracking import mlflow_runs
 from tubelab.training import common, steps
 from tubelab.training.preview import log_preview
@@ -38,17 +40,21 @@ def pretrain_loop(config: dict) -> None:
     p = cfg.pretrain
     device, rank, world = common.setup_worker(cfg)
     backbone = build_model(cfg.model, num_classes=PRETRAIN_NUM_CLASSES)
+    per_worker = per_worker_batch(p.batch_size, world, "pretrain.batch_size")
     moco = MoCo(backbone, dim=p.moco.dim, queue=p.moco.queue, momentum=p.moco.momentum,
-                temperature=p.moco.temperature, bn_splits=p.moco.bn_splits)
+                temperature=p.moco.temperature, bn_splits=p.moco.bn_splits, batchnorm=p.batchnorm,
+                fp32_logits=p.moco.fp32_logits)
     autocast_dtype, channels_last = common.device_features(p, device)
     memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
     moco = moco.to(device, memory_format=memory_format)
+    if p.batchnorm == "global":
+        moco = global_batchnorm(moco, device)
     if p.compile:
         moco.encoder_q.compile()  # in place: state-dict keys stay those of the plain modules
         moco.encoder_k.compile()
     model = ray.train.torch.prepare_model(moco)
     params = [x for x in moco.parameters() if x.requires_grad]
-    base_lr = common.scaled_lr(p.optimizer, p.batch_size * world)
+    base_lr = common.scaled_lr(p.optimizer, p.batch_size)
     optimizer = torch.optim.SGD(params, lr=base_lr, momentum=p.optimizer.momentum,
                                 weight_decay=p.optimizer.weight_decay)
     restored = common.restore(moco, optimizer, key="train_state")
@@ -66,9 +72,9 @@ def pretrain_loop(config: dict) -> None:
         common.begin_epoch(config["epochs"], cfg.seed, rank, epoch, generator)  # tubelets, jitter, shuffle-BN
         timer, loss_sum, acc_sum, n_steps = common.EpochTimer(), 0.0, 0.0, 0
         if batch_source is None:
-            batches = common.train_batches(shard, p.batch_size, cfg.seed, rank, epoch)
+            batches = common.train_batches(shard, per_worker, cfg.seed, rank, epoch)
         else:  # the same steps fed by the caller's source (clip_shape: clips per row, T, H, W, 3)
-            batches = batch_source(batch_size=p.batch_size, clip_shape=config["clip_shape"],
+            batches = batch_source(batch_size=per_worker, clip_shape=config["clip_shape"],
                                    steps=config["steps_per_epoch"], rank=rank, epoch=epoch)
         for batch in timer.batches(batches):
             clips = steps.to_model_input(batch["clip"], device)  # (B, K, 3, T, H, W)
@@ -81,8 +87,8 @@ def pretrain_loop(config: dict) -> None:
             loss_sum, acc_sum, n_steps = loss_sum + loss.item(), acc_sum + stats["contrast_acc"].item(), n_steps + 1
             timer.step_done(query.shape[0] * world)
         if n_steps == 0:
-            raise RuntimeError(f"worker {rank} got no full batch of {p.batch_size}: the split is too small for "
-                               f"{world} workers x batch_size {p.batch_size}")
+            raise RuntimeError(f"worker {rank} got no full batch of {per_worker}: the split is too small for "
+                               f"pretrain.batch_size {p.batch_size} over {world} workers")
         metrics = {"loss": loss_sum / n_steps, "contrast_acc": acc_sum / n_steps, "lr": lr, "epoch": epoch,
                    "steps": n_steps, **timer.summary(),
                    "decode_failures": common.check_decode_failures(config["failure_log"], config["videos"],
@@ -99,13 +105,9 @@ def pretrain_loop(config: dict) -> None:
 
 def check_pretrain_config(cfg, videos: int) -> None:
     p = cfg.pretrain
-    per_step = p.batch_size * cfg.resources.train_workers
-    if p.batch_size < 2:
-        raise ValueError("pretrain.batch_size must be >= 2: tubelet pairs take their key clip from another row")
-    if videos < per_step:
-        raise ValueError(f"{videos} {p.split} videos cannot fill one step of {per_step} clips "
-                         f"({cfg.resources.train_workers} workers x pretrain.batch_size {p.batch_size}); "
-                         f"lower pretrain.batch_size or resources.train_workers")
+    if videos < p.batch_size:
+        raise ValueError(f"{videos} {p.split} videos cannot fill one step of pretrain.batch_size {p.batch_size} clips; "
+                         f"lower pretrain.batch_size")
     keys_per_epoch = videos * p.clip.clips_per_video
     if p.moco.queue > keys_per_epoch:
         raise ValueError(f"pretrain.moco.queue={p.moco.queue} is larger than the {keys_per_epoch} keys of one epoch "
@@ -143,7 +145,7 @@ def run_pretrain(cfg, name: str, run_id: str | None = None, *,
         train_loop_config=common.loop_config(
             cfg, run_id=run_id, failure_log=failure_log, epochs=epochs, videos=videos,
             clip_shape=(clips_per_row, p.clip.frames, p.clip.crop, p.clip.crop, 3),
-            steps_per_epoch=videos * p.clip.clips_per_video // (p.batch_size * cfg.resources.train_workers),
+            steps_per_epoch=videos * p.clip.clips_per_video // p.batch_size,
             batch_source=batch_source),
         scaling_config=common.scaling_config(cfg.resources),
         run_config=common.run_config(cfg, name, num_to_keep=p.num_to_keep),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from tubelab.training import tasks
-from tubelab.training.augment import colour_jitter
+from tubelab.training.augment import colour_jitter, finetune_colour_jitter
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,9 +54,13 @@ def pretrain_step(model, optimizer: torch.optim.Optimizer, query: torch.Tensor, 
 
 def finetune_step(model, optimizer: torch.optim.Optimizer, clips: torch.Tensor, target: torch.Tensor, task: str, *,
                   autocast_dtype: torch.dtype | None = None,
-                  memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
-    """One supervised step: uint8 (B, 3, T, H, W) clips on the device and their targets -> normalise, forward
-    under autocast, the task's loss in fp32, backward, optimiser step; returns the loss."""
+                  memory_format: torch.memory_format = torch.contiguous_format,
+                  jitter=None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One supervised step: uint8 (B, 3, T, H, W) clips on the device and their targets -> colour jitter
+    (`jitter`: SEVERE's (brightness, contrast, saturation, hue) strengths, drawn from `generator`; None: none),
+    normalise, forward under autocast, the task's loss in fp32, backward, optimiser step; returns the loss."""
+    if jitter is not None:
+        clips = finetune_colour_jitter(clips, jitter, generator)
     x = normalize(clips).contiguous(memory_format=memory_format)
     with torch.autocast(x.device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
         output = model(x)

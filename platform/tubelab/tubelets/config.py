@@ -14,6 +14,7 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "tubelet"
 MODES = ("tubelet", "video_contrast")
 MOTIONS = ("none", "linear", "nonlinear")
 TRANSFORMS = ("none", "scale", "shear", "rotation")
+LINEAR_EXTENTS = ("matched", "speed")
 PROBS = {  # key -> what its entries are the probabilities of
     "key_frame_probs": "0, 1, 2, ... inner key frames",
     "interpolation_probs": "uniform, accelerating, decelerating",
@@ -21,7 +22,7 @@ PROBS = {  # key -> what its entries are the probabilities of
 }
 RANGES = ("nonlinear_extent", "linear_speed", "scale_range", "opacity")  # [low, high] pairs
 KEYS = ("mode", "num_tubelets", "length", "motion", "transform", "reference_width", "patch_scales",
-        "aspect_ratios", "size_jitter", "nonlinear_extent", "linear_speed", "key_frame_probs",
+        "aspect_ratios", "size_jitter", "nonlinear_extent", "linear_extent", "linear_speed", "key_frame_probs",
         "interpolation_probs", "rotation_velocity", "shear_velocity", "scale_velocity", "scale_range",
         "mask_probs", "soft_edge_prob", "opacity")
 
@@ -54,6 +55,7 @@ def validate_tubelet_config(cfg, clip_shape=None):
     _choice(cfg, "mode", MODES)
     _choice(cfg, "motion", MOTIONS)
     _choice(cfg, "transform", TRANSFORMS)
+    _choice(cfg, "linear_extent", LINEAR_EXTENTS)
     if not _is_int(cfg["num_tubelets"]) or cfg["num_tubelets"] < 1:
         _bad(cfg, "num_tubelets", "use an integer >= 1")
     frames = clip_shape[1] if clip_shape is not None else None

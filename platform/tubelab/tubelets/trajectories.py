@@ -11,10 +11,15 @@ Centres are continuous pixel coordinates (x, y) with pixel edges at integers, in
   frame, then resampled to the tubelet's length by linear interpolation. The extent is shared by
   both axes and capped by the frame's height for wide frames (the released code assumes square).
 - linear (the paper's "Linear" row; the released code never wires it up): constant velocity along a
-  straight line, direction U(0, 2pi), speed U(linear_speed) pixels per frame at reference width
-  (tubelab's choice: [1, 5] spans the released loc_velocity of 5 and covers 15-75 px over 16 frames,
-  the same range as the non-linear extents). When the path would not fit in the frame (long
-  tubelets) the speed is reduced until it fits; the start is drawn so that the whole line is inside.
+  straight line. `linear_extent`:
+  - "matched" (default): the travel along each axis is U(nonlinear_extent) pixels at reference width,
+    drawn per axis with a random sign, so a linear tubelet spans as much of the frame per axis as a
+    non-linear one and Table 3 compares the kind of motion, not its size (tests/unit/tubelets:
+    the per-axis extents of the two have the same distribution);
+  - "speed": direction U(0, 2pi), speed U(linear_speed) pixels per frame ([1, 5]: 15-75 px over 16
+    frames in all, but only ~29 px per axis on average against the non-linear ~55).
+  When the path would not fit in the frame (long tubelets) it is shortened until it fits; the start is
+  drawn so that the whole line is inside.
 """
 
 import functools
@@ -63,9 +68,13 @@ def sample_centers(generator, cfg, size, length, height, width):
         return start.unsqueeze(-2).expand(shape + (length, 2)).contiguous()
 
     if cfg["motion"] == "linear":
-        speed = uniform(generator, shape, *cfg["linear_speed"]) * px
-        heading = uniform(generator, shape, 0.0, 2 * math.pi)
-        travel = torch.stack([heading.cos(), heading.sin()], -1) * (speed * (length - 1)).unsqueeze(-1)
+        if cfg["linear_extent"] == "matched":
+            sign = torch.where(uniform(generator, shape + (2,), 0.0, 1.0) < 0.5, -1.0, 1.0)
+            travel = uniform(generator, shape + (2,), *cfg["nonlinear_extent"]) * px * sign
+        else:
+            speed = uniform(generator, shape, *cfg["linear_speed"]) * px
+            heading = uniform(generator, shape, 0.0, 2 * math.pi)
+            travel = torch.stack([heading.cos(), heading.sin()], -1) * (speed * (length - 1)).unsqueeze(-1)
         travel = travel * (frame / travel.abs().clamp(min=1e-6)).amin(-1, keepdim=True).clamp(max=1)
         start = uniform(generator, shape + (2,), (-travel).clamp(min=0), frame - travel.clamp(min=0))
         return start.unsqueeze(-2) + t.view(-1, 1) * travel.unsqueeze(-2)

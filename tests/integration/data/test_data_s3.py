@@ -20,7 +20,7 @@ from tubelab.training.pretrain import run_pretrain
 
 SMALL = ["dataset.generator.train_per_class=2", "dataset.generator.test_per_class=1",
          "dataset.generator.num_frames=32", "dataset.generator.width=64", "dataset.generator.height=48",
-         "dataset.encode.short_side=48", "pretrain.epochs=1", "pretrain.batch_size=4", "pretrain.clip.crop=40",
+         "dataset.encode.short_side=48", "pretrain.epochs=1", "pretrain.batch_size=8", "pretrain.clip.crop=40",
          "pretrain.clip.clips_per_video=1", "pretrain.moco.queue=16"]
 
 
@@ -57,7 +57,7 @@ def test_prepare_stream_checkpoint_and_load_through_s3(s3_endpoint, tmp_path, mo
         assert uri.startswith(f"s3://{bucket}/e2e/checkpoints/s3-pretrain/")
         assert fs.exists(uri[len("s3://"):] + "/checkpoint.pt")
 
-        setting = finetune_config(cfg, "synthetic", ["setting.epochs=1", "setting.batch_size=4",
+        setting = finetune_config(cfg, "synthetic", ["setting.epochs=1", "setting.batch_size=8",
                                                      "setting.clip.crop=40", "setting.clip.clips_per_video=1"])
         ft = run_finetune(OmegaConf.create({**setting, "checkpoint": uri}), name="s3-finetune")
         assert 0.0 <= ft.metrics["score"] == ft.metrics["test_top1"] <= 100.0 and ft.metrics["test_videos"] == 10

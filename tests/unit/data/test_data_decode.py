@@ -272,3 +272,23 @@ def test_resized_crop_boxes_follow_the_scale_and_come_back_at_crop_size(batch):
     assert min(fractions) < 0.15 and max(fractions) > 0.7  # the whole range is used
     out = ClipDecoder(frames=4, strides=[1], crop=32, resized_crop=[0.08, 1.0])(batch)["clip"]
     assert out.shape == (2, 1, 4, 32, 32, 3) and out.dtype == np.uint8
+
+
+def test_scales_resize_to_one_size_per_clip_then_crop(batch):
+    """The official pretraining geometry (GroupScale to one of the (w, h) sizes, then a random crop): a ramp of
+    slope 1 per pixel in x reads back with slope src_width / w, so each clip's slope names the size drawn."""
+    ramp = np.broadcast_to(np.arange(64, dtype=np.uint8)[None, None, :, None] * 3, (6, 48, 64, 3)).copy()
+    sizes = [(32, 24), (48, 36), (96, 72)]
+    decoder = ClipDecoder(frames=4, strides=[1], crop=20, scales=[list(s) for s in sizes])
+    rng = np.random.default_rng(0)
+    slopes = set()
+    for _ in range(60):
+        out = np.empty((4, 20, 20, 3), np.uint8)
+        decoder.crop_clip(ramp, np.arange(4), out, rng)
+        slope = np.diff(out[0, 10, 2:-2, 0].astype(float)).mean() / 3  # source pixels per output pixel
+        slopes.add(min(sizes, key=lambda s: abs(64 / s[0] - slope)))
+        assert min(abs(64 / w - slope) for w, _ in sizes) < 0.1
+    assert slopes == set(sizes)  # every size is drawn
+    with pytest.raises(ValueError, match="set one"):
+        ClipDecoder(frames=4, strides=[1], crop=20, scales=[[32, 24]], resized_crop=[0.08, 1.0])
+    assert ClipDecoder(frames=4, strides=[1], crop=20, scales=[[32, 24]])(batch)["clip"].shape == (2, 1, 4, 20, 20, 3)

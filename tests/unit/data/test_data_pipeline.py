@@ -62,6 +62,9 @@ def test_clip_checks():
         check_clip_fits(MANIFEST, clip(eval_clips=0), "train")
     with pytest.raises(ValueError, match="clip.strides must be a non-empty list"):
         check_clip_fits(MANIFEST, clip(strides=[]), "train")
+    check_clip_fits(MANIFEST, clip(scales=[[149, 112], [86, 64]]), "train")
+    with pytest.raises(ValueError, match=r"clip.crop=64 is larger than the 80x60 of clip.scales"):
+        check_clip_fits(MANIFEST, clip(scales=[[149, 112], [80, 60]]), "train")
 
 
 class _Read:

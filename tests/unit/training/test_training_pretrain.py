@@ -6,7 +6,6 @@ from tubelab.training.pretrain import check_pretrain_config
 
 
 @pytest.mark.parametrize("overrides,videos,message", [
-    (["pretrain.batch_size=1"], 240, "batch_size must be >= 2"),
     ([], 20, "cannot fill one step"),
     (["pretrain.moco.queue=100000"], 240, "pretrain.moco.queue=100000 is larger"),
     (["pretrain.stop_epoch=9"], 240, "stop_epoch=9 must be in 1..pretrain.epochs"),

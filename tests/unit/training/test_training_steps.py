@@ -10,7 +10,8 @@ from tubelab.training import steps
 from tubelab.tubelets import load_tubelet_config
 from tubelab.tubelets.pairs import make_pair
 
-JITTER = OmegaConf.create({"prob": 1.0, "brightness": 32, "contrast": 0.2, "saturation": 0.1, "hue_degrees": 24})
+JITTER = OmegaConf.create({"prob": 1.0, "brightness": 32, "contrast": 0.2, "contrast_mode": "multiply", "saturation": 0.1,
+                           "hue_degrees": 24})
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

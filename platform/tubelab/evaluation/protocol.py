@@ -1,0 +1,58 @@
+"""Which protocol produced a fine-tuning score, in one line: printed under every table, tagged on every run.
+
+Two scores are comparable only under the same protocol: how the scored model was chosen (on a validation
+split carved from train, or the last epoch of training on the whole train split) and the recipe switches
+that move numbers away from SEVERE's fine-tuning (docs/recipes.md "Deviations"). A table whose settings ran
+under different protocols says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+SEVERE_COLOUR_JITTER = [0.4, 0.4, 0.4, 0.2]
+TAG = "tubelab.protocol"  # on each fine-tune run; trial runs carry one per setting: f"{TAG}/{setting id}"
+
+
+def describe(setting) -> str:
+    """e.g. "model selected on a 10 % validation split of train; no colour jitter, per-worker BN"."""
+    if setting.val_fraction:
+        chosen = f"model selected on a {setting.val_fraction * 100:g} % validation split of train"
+    else:
+        chosen = "last epoch, trained on all of train"
+    changes = []
+    jitter = setting.clip.get("colour_jitter")
+    if jitter is None:
+        changes.append("no colour jitter")
+    elif list(jitter) != SEVERE_COLOUR_JITTER:
+        changes.append(f"colour jitter {list(jitter)}")
+    if setting.get("batchnorm", "global") != "global":
+        changes.append("per-worker BN")
+    if not setting.get("strict_load", True):
+        changes.append("non-strict checkpoint loading")
+    return chosen + (f"; {', '.join(changes)}" if changes else "")
+
+
+def as_tags(protocols: dict[str, str]) -> dict[str, str]:
+    """{setting id: describe(...)} as the MLflow tags of a run that holds several settings (trial, SEVERE)."""
+    return {f"{TAG}/{k}": v for k, v in protocols.items()}
+
+
+def from_tags(tags: dict[str, str]) -> list[tuple[str, str]]:
+    """The (setting id, description) pairs as_tags wrote."""
+    return [(k.split("/", 1)[1], v) for k, v in sorted(tags.items()) if k.startswith(TAG + "/")]
+
+
+def caption(protocols: Iterable[tuple[str, str]]) -> str:
+    """One line for a table from (setting id, describe(...)) pairs, one pair per run behind its cells."""
+    by_protocol: dict[str, list[str]] = {}
+    for setting_id, text in protocols:
+        ids = by_protocol.setdefault(text, [])
+        if setting_id not in ids:
+            ids.append(setting_id)
+    if not by_protocol:
+        return "Protocol: not recorded (runs made before tubelab tagged it)."
+    if len(by_protocol) == 1:
+        return f"Protocol: {next(iter(by_protocol))}."
+    return "Protocols differ between cells, compare with care: " + " | ".join(
+        f"{', '.join(ids)}: {text}" for text, ids in by_protocol.items()) + "."

@@ -1,0 +1,31 @@
+"""The protocol line of a table: how the scored model was chosen and which recipe switches moved away from
+SEVERE's fine-tuning; a table mixing protocols says so."""
+
+from tubelab import config
+from tubelab.evaluation import protocol
+
+
+def setting(name: str, *overrides: str):
+    return config.load("finetune", [f"setting={name}", *overrides]).setting
+
+
+def test_a_severe_setting_as_shipped_and_the_switches_away_from_it():
+    assert protocol.describe(setting("ucf101")) == "model selected on a 10 % validation split of train"
+    assert protocol.describe(setting("ucf101", "setting.val_fraction=0")) == "last epoch, trained on all of train"
+    assert protocol.describe(setting("ucf101", "setting.batchnorm=local", "setting.clip.colour_jitter=null",
+                                     "setting.strict_load=false")) == (
+        "model selected on a 10 % validation split of train; no colour jitter, per-worker BN, "
+        "non-strict checkpoint loading")
+    assert protocol.describe(setting("proxy_ssv2")).endswith("; no colour jitter, per-worker BN")
+
+
+def test_a_caption_names_one_protocol_or_says_that_they_differ():
+    same = protocol.describe(setting("ucf101"))
+    assert protocol.caption([("ucf101", same), ("hmdb51", same)]) == f"Protocol: {same}."
+    last = protocol.describe(setting("hmdb51", "setting.val_fraction=0"))
+    mixed = protocol.caption([("ucf101", same), ("hmdb51", last), ("gym99", same)])
+    assert mixed.startswith("Protocols differ between cells") and f"ucf101, gym99: {same}" in mixed
+    assert f"hmdb51: {last}" in mixed
+    assert "not recorded" in protocol.caption([])
+    tags = protocol.as_tags({"ucf101": same, "hmdb51": last})
+    assert sorted(protocol.from_tags({**tags, "other": "x"})) == [("hmdb51", last), ("ucf101", same)]
