@@ -411,6 +411,7 @@ def test_a_lost_train_node_is_replaced_and_the_run_resumes(submitted, tmp_path):
             proc.wait()
     out = log.read_text()
     assert proc.returncode == 0, out[-4000:]
+    assert "tubelab: a train worker was lost; restarting from the last checkpoint (restart 1 of 2)" in out, out[-4000:]
     assert "tubelab: restored the checkpoint of epoch" in out, out[-4000:]  # resumed, not restarted
     nodes = worker_nodes(head)
     assert all(nodes[n]["state"] == "DEAD" for n in lost)
@@ -422,8 +423,10 @@ def test_a_lost_train_node_is_replaced_and_the_run_resumes(submitted, tmp_path):
     failure_logs = {a["node_id"] for a in actors if a["class_name"] == "FailureLog"}
     assert failure_logs and not failure_logs & set(nodes)
     (run,) = pretrain_run(submitted, "preempted")  # one MLflow run, one value per epoch
-    steps = sorted(m.step for m in submitted.client.get_metric_history(run.info.run_id, "pretrain/loss"))
-    assert steps == list(range(EPOCHS))
+    epochs = sorted(m.step for m in submitted.client.get_metric_history(run.info.run_id, "pretrain/loss"))
+    assert epochs == list(range(EPOCHS))  # continuous, no duplicates
+    steps = submitted.client.get_metric_history(run.info.run_id, "pretrain/steps")
+    assert sum(m.value for m in steps) == EPOCHS * 10 and run.info.status == "FINISHED"  # the planned steps
 
 
 def test_idle_nodes_go_and_the_report_adds_them_to_the_timeline(submitted, tmp_path):

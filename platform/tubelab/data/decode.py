@@ -77,13 +77,24 @@ def resize(clip: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return x.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
-def crop_box(height: int, width: int, crop: int, rng: np.random.Generator | None) -> tuple[int, int]:
+def crop_box(height: int, width: int, crop: int, rng: np.random.Generator | None, view: int = 0,
+             views: int = 1) -> tuple[int, int]:
+    """(y, x) of a crop x crop box: random (rng), else centred; with `views` = 3 the evaluation's three spatial
+    crops (view 0, 1, 2: the start, centre and end of the longer side, centred on the shorter; SlowFast's
+    uniform_crop, which SEVERE's Charades test uses)."""
     if crop > min(height, width):
         raise ValueError(f"crop {crop} is larger than the {width}x{height} shard frames; lower clip.crop "
                          f"or re-encode with a larger short side")
-    if rng is None:
-        return (height - crop) // 2, (width - crop) // 2
-    return int(rng.integers(0, height - crop + 1)), int(rng.integers(0, width - crop + 1))
+    if rng is not None:
+        return int(rng.integers(0, height - crop + 1)), int(rng.integers(0, width - crop + 1))
+    y, x = (height - crop) // 2, (width - crop) // 2
+    if views == 3 and view != 1:
+        end = view == 2
+        if width >= height:
+            x = (width - crop) if end else 0
+        else:
+            y = (height - crop) if end else 0
+    return y, x
 
 
 class ClipDecoder:
@@ -96,7 +107,8 @@ class ClipDecoder:
     [[width, height], ...], the frames resized to one of those sizes drawn per clip, then the random crop: the
     official pretraining's GroupScale + GroupRandomCrop), flip if `flip`.
     mode "eval": one row per video with `eval_clips` clips spread evenly over it (N-clip Video@1; 1 = the
-    centred clip) at the first stride, centre crop, no flip.
+    centred clip) at the first stride, centre crop (or, with `eval_crops` = 3, three crops of each clip along
+    the longer side: eval_clips x 3 views), no flip.
     Targets: "label" (int64; -1 where the task has none), "multi_hot" (float32, num_classes) for
     multi-label data, "count" (float32, NaN where absent).
 
@@ -109,7 +121,7 @@ class ClipDecoder:
                  rows_per_video: int = 1, flip: bool = False, mode: str = "train", seed: int = 0,
                  jitter: bool = False, eval_clips: int = 1, num_classes: int = 0, backend: str = "decord",
                  resized_crop: tuple[float, float] | None = None, scales: list | None = None, failures=None,
-                 epochs=None):
+                 epochs=None, eval_crops: int = 1):
         if mode not in ("train", "eval"):
             raise ValueError(f"ClipDecoder mode must be 'train' or 'eval', got {mode!r}")
         self.frames, self.strides, self.crop, self.flip, self.jitter = frames, list(strides), crop, flip, jitter
@@ -118,16 +130,20 @@ class ClipDecoder:
         self.scales = [(int(w), int(h)) for w, h in scales] if scales else None
         if self.resized_crop and self.scales:
             raise ValueError("clip.resized_crop and clip.scales are two ways of scale augmentation; set one")
-        self.clips_per_row = clips_per_row if mode == "train" else eval_clips
+        if eval_crops not in (1, 3):
+            raise ValueError(f"clip.eval_crops must be 1 (centre) or 3 (start, centre, end), got {eval_crops}")
+        self.eval_crops = eval_crops if mode == "eval" else 1
+        self.clips_per_row = clips_per_row if mode == "train" else eval_clips * self.eval_crops
         self.rows_per_video = rows_per_video if mode == "train" else 1
         self.seed, self.epochs, self.epoch = seed, epochs, 0
 
     def indices(self, num_frames: int, rng: np.random.Generator | None) -> list[np.ndarray]:
         """Frame indices of the clips of one output row (rng None: eval mode's evenly spread clips)."""
-        if rng is None:
+        if rng is None:  # each evenly spread clip once per spatial view
             stride = self.strides[0]
-            starts = uniform_starts(num_frames, self.frames, stride, self.clips_per_row)
-            return [np.minimum(s + stride * np.arange(self.frames), num_frames - 1) for s in starts]
+            starts = uniform_starts(num_frames, self.frames, stride, self.clips_per_row // self.eval_crops)
+            return [np.minimum(s + stride * np.arange(self.frames), num_frames - 1)
+                    for s in starts for _ in range(self.eval_crops)]
         return [sample_indices(num_frames, self.frames, int(rng.choice(self.strides)), rng, self.jitter)
                 for _ in range(self.clips_per_row)]
 
@@ -143,29 +159,30 @@ class ClipDecoder:
         frames = read_frames(data, wanted, self.backend)
         where = where.reshape(indices.shape)  # each index's position in `frames`
         for r, k in np.ndindex(*indices.shape[:2]):
-            self.crop_clip(frames, where[r, k], out[r, k], rng)
+            self.crop_clip(frames, where[r, k], out[r, k], rng, view=k % self.eval_crops)
 
     def crop_clip(self, frames: np.ndarray, positions: np.ndarray, out: np.ndarray,
-                  rng: np.random.Generator | None) -> None:
-        """One clip into `out`: `frames[positions]` cropped (random, resized or centred), maybe flipped."""
+                  rng: np.random.Generator | None, view: int = 0) -> None:
+        """One clip into `out`: `frames[positions]` cropped (random, resized, centred or spatial view `view`),
+        maybe flipped."""
         height, width = frames.shape[1], frames.shape[2]
-        in_order = rng is not None and (self.resized_crop or self.scales)  # `view`: the clip's frames, in order
+        in_order = rng is not None and (self.resized_crop or self.scales)  # `cropped`: the clip's frames, in order
         if rng is not None and self.resized_crop:
             y, x, h, w = resized_crop_box(height, width, self.resized_crop, rng)
-            view = resize(frames[positions, y:y + h, x:x + w], self.crop)
+            cropped = resize(frames[positions, y:y + h, x:x + w], self.crop)
         elif rng is not None and self.scales:
             w, h = self.scales[int(rng.integers(len(self.scales)))]
             y, x = crop_box(h, w, self.crop, rng)
-            view = resize(frames[positions], (h, w))[:, y:y + self.crop, x:x + self.crop]
-        else:  # `view`: every decoded frame, cropped
-            y, x = crop_box(height, width, self.crop, rng)
-            view = frames[:, y:y + self.crop, x:x + self.crop]
+            cropped = resize(frames[positions], (h, w))[:, y:y + self.crop, x:x + self.crop]
+        else:  # `cropped`: every decoded frame, cropped
+            y, x = crop_box(height, width, self.crop, rng, view, self.eval_crops)
+            cropped = frames[:, y:y + self.crop, x:x + self.crop]
         if self.flip and rng is not None and rng.random() < 0.5:
-            view = view[:, :, ::-1]
+            cropped = cropped[:, :, ::-1]
         if in_order:
-            out[...] = view
+            out[...] = cropped
         else:  # one copy, straight into the output block (mode="clip": no bounds-check buffer; the positions
-            np.take(view, positions, axis=0, out=out, mode="clip")  # index `frames` by construction)
+            np.take(cropped, positions, axis=0, out=out, mode="clip")  # index `frames` by construction)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         per = self.rows_per_video

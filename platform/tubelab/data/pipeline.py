@@ -194,6 +194,7 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
                                    flip=clip.flip, jitter=clip.jitter, eval_clips=clip.eval_clips, mode=mode,
                                    seed=seed, backend=clip.decoder, failures=failures, epochs=epochs,
                                    resized_crop=clip.get("resized_crop"), scales=clip.get("scales"),
+                                   eval_crops=clip.get("eval_crops", 1),
                                    num_classes=len(manifest["classes"]) if multi_label else 0),
         batch_size=2,  # small calls keep an actor from stalling on its full output buffer
         batch_format="numpy",

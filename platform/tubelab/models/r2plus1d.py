@@ -101,6 +101,7 @@ class R2Plus1D(nn.Module):
             inplanes = planes
         self.avgpool = nn.AdaptiveAvgPool3d((1, 1, 1))
         self.feature_dim = inplanes
+        self.dropout = nn.Dropout(0.0)  # before the classifier; fine-tuning sets p (setting.head_dropout)
         self.fc = nn.Linear(inplanes, num_classes)
         self._init_weights()
 
@@ -125,7 +126,7 @@ class R2Plus1D(nn.Module):
         return torch.flatten(self.avgpool(x), 1)
 
     def forward(self, x):
-        return self.fc(self.forward_features(x))
+        return self.fc(self.dropout(self.forward_features(x)))
 
 
 def r2plus1d_18(num_classes=400, input="rgb"):

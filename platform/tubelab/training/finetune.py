@@ -63,9 +63,10 @@ def make_optimizer(opt, params) -> torch.optim.Optimizer:
 
 
 def evaluate(net: torch.nn.Module, dataset, task: str, num_classes: int, batch_size: int, device: torch.device,
-             class_map: torch.Tensor | None, autocast_dtype: torch.dtype | None = None) -> tuple[dict, dict]:
-    """Every metric of the task over a whole split (each video's clips averaged), and the per-video
-    predictions behind them (video_key, target, prediction arrays: tracking.predictions)."""
+             class_map: torch.Tensor | None, autocast_dtype: torch.dtype | None = None,
+             aggregate: str = "mean") -> tuple[dict, dict]:
+    """Every metric of the task over a whole split (each video's views aggregated by `aggregate`), and the
+    per-video predictions behind them (video_key, target, prediction arrays: tracking.predictions)."""
     net.eval()
     predictions, targets, keys = [], [], []
     with torch.no_grad():
@@ -73,7 +74,7 @@ def evaluate(net: torch.nn.Module, dataset, task: str, num_classes: int, batch_s
             clips = steps.to_model_input(batch["clip"], device)  # (B, N, 3, T, H, W)
             with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
                 out = net(steps.normalize(clips.flatten(0, 1))).unflatten(0, clips.shape[:2]).float()
-            predictions.append(tasks.video_outputs(task, out).cpu())
+            predictions.append(tasks.video_outputs(task, out, aggregate).cpu())
             targets.append(tasks.targets(task, batch, torch.device("cpu"), class_map))
             keys.append(batch["video_key"].cpu())
     if not predictions:
@@ -92,6 +93,7 @@ def finetune_loop(config: dict) -> None:
     autocast_dtype, channels_last = common.device_features(s, device)
     memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
     net = build_model(cfg.model, num_classes=tasks.head_size(task, num_classes))
+    net.dropout.p = s.head_dropout
     if cfg.checkpoint:
         report = load_pretrained(net, cfg.checkpoint, cfg.storage.get("endpoint_url"), strict=s.strict_load)
         if rank == 0:
@@ -136,7 +138,7 @@ def finetune_loop(config: dict) -> None:
         last = epoch + 1 == s.epochs
         if rank == 0 and config["has_val"] and ((epoch + 1) % s.eval_every == 0 or last):
             val, _ = evaluate(net, ray.train.get_dataset_shard("val"), task, num_classes, per_worker, device, class_map,
-                           autocast_dtype)
+                              autocast_dtype, s.clip.aggregate)
             metrics.update({f"val_{k}": v for k, v in val.items()})
             if tasks.better(s.metric, val[s.metric], best and best["value"]):
                 best = {"epoch": epoch, "value": val[s.metric], "state": copy.deepcopy(net.state_dict())}
@@ -144,7 +146,7 @@ def finetune_loop(config: dict) -> None:
             if best is not None:
                 net.load_state_dict(best["state"])
             test, per_video = evaluate(net, ray.train.get_dataset_shard("eval"), task, num_classes, per_worker,
-                                       device, class_map, autocast_dtype)
+                                       device, class_map, autocast_dtype, s.clip.aggregate)
             if config.get("run_id"):  # reports put intervals on the score from these (evaluation.intervals)
                 log_predictions(cfg, config["run_id"], task=task, metric=s.metric,
                                 num_classes=num_classes, **per_video)

@@ -50,13 +50,21 @@ def loss(task: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(output, target)
 
 
-def video_outputs(task: str, outputs: torch.Tensor) -> torch.Tensor:
-    """(V, N, C) outputs of N clips per video -> one prediction per video."""
+AGGREGATES = ("mean", "max")
+
+
+def video_outputs(task: str, outputs: torch.Tensor, aggregate: str = "mean") -> torch.Tensor:
+    """(V, N, C) outputs of N views per video -> one prediction per video: the mean (Video@1) or the max
+    (SEVERE's Charades test, `ENSEMBLE_METHOD: max`) of the views' probabilities (counts: of the counts)."""
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"setting.clip.aggregate={aggregate!r} is not valid; choose one of: {', '.join(AGGREGATES)}")
     if task == "single_label":
-        return outputs.softmax(dim=-1).mean(dim=1)
-    if task == "multi_label":
-        return outputs.sigmoid().mean(dim=1)
-    return outputs.squeeze(-1).mean(dim=1)
+        views = outputs.softmax(dim=-1)
+    elif task == "multi_label":
+        views = outputs.sigmoid()
+    else:
+        views = outputs.squeeze(-1)
+    return views.mean(dim=1) if aggregate == "mean" else views.amax(dim=1)
 
 
 def scores(task: str, predictions: torch.Tensor, target: torch.Tensor, num_classes: int) -> dict[str, float]:

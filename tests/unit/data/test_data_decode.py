@@ -119,6 +119,20 @@ def test_eval_clips_are_spread_evenly_over_the_video(batch):
         assert np.array_equal(out[0, k], expected)
 
 
+def test_three_spatial_views_per_eval_clip_along_the_longer_side(batch):
+    """SEVERE's Charades test: 10 clips x 3 crops (start, centre, end of the longer side), SlowFast's
+    uniform_crop; clip-major order (each clip's three views together)."""
+    assert [crop_box(48, 64, 32, None, v, 3) for v in range(3)] == [(8, 0), (8, 16), (8, 32)]
+    assert [crop_box(64, 48, 32, None, v, 3) for v in range(3)] == [(0, 8), (16, 8), (32, 8)]  # portrait
+    out = ClipDecoder(frames=4, strides=[3], crop=32, mode="eval", eval_clips=2, eval_crops=3)(batch)["clip"]
+    assert out.shape == (2, 6, 4, 32, 32, 3)
+    span = 3 * 3 + 1
+    for k, (start, x) in enumerate([(s, x) for s in (0, FRAMES - span) for x in (0, 16, 32)]):
+        assert np.array_equal(out[0, k], full(batch, 0)[start + 3 * np.arange(4)][:, 8:40, x:x + 32])
+    with pytest.raises(ValueError, match="clip.eval_crops must be 1"):
+        ClipDecoder(frames=4, strides=[3], crop=32, mode="eval", eval_crops=2)
+
+
 def test_jitter_keeps_frames_in_order_within_the_span():
     rng = np.random.default_rng(0)
     seen = set()

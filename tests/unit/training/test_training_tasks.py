@@ -33,6 +33,31 @@ def test_multi_label_and_count():
     assert tasks.head_size("count", 99) == 1 and tasks.head_size("multi_label", 7) == 7
 
 
+def test_max_aggregation_takes_each_class_from_its_most_confident_view():
+    """SEVERE's Charades test (`ENSEMBLE_METHOD: max`): per class, the highest probability over a video's views."""
+    out = torch.tensor([[[2.0, -1.0], [-3.0, 0.5], [0.0, 0.0]]])  # 1 video x 3 views x 2 classes
+    expected = [max(1 / (1 + math.exp(-v[c])) for v in out[0].tolist()) for c in range(2)]
+    assert tasks.video_outputs("multi_label", out, "max")[0].tolist() == pytest.approx(expected)
+    assert tasks.video_outputs("multi_label", out, "mean")[0].tolist() == pytest.approx(
+        [sum(1 / (1 + math.exp(-v[c])) for v in out[0].tolist()) / 3 for c in range(2)])
+    with pytest.raises(ValueError, match="setting.clip.aggregate='median' is not valid"):
+        tasks.video_outputs("multi_label", out, "median")
+
+
+def test_head_dropout_is_a_module_without_weights():
+    from tubelab.models import build_model
+
+    net = build_model(config.load("finetune").model, num_classes=3)
+    keys = set(net.state_dict())
+    net.dropout.p = 0.5
+    assert set(net.state_dict()) == keys and not any(k.startswith("dropout") for k in keys)
+    net.train()
+    x = torch.randn(4, 3, 8, 32, 32)
+    assert not torch.equal(net(x), net(x))  # dropped differently per call in train mode
+    net.eval()
+    assert torch.equal(net(x), net(x))
+
+
 def test_metric_direction_and_checks():
     assert tasks.better("repetition_error", 0.1, 0.2) and not tasks.better("top1", 10, 20)
     assert tasks.better("map", 1.0, None)
