@@ -42,11 +42,13 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = "cluster-e2e"
 SWEEP = "cluster-e2e-sweep"
-SMALL = tiny_sweep(pretrain_epochs=1)  # one pretraining epoch: the point here is the cluster path
+# One pretraining epoch: the point here is the cluster path. Batches of 4 (totals): one train worker per trial
+# gets what each of the 2 workers gets in test_sweep_e2e.
+SMALL = [o.replace("batch_size=8", "batch_size=4") for o in tiny_sweep(pretrain_epochs=1)]
 # infra/README.md's placement: decode actors on decode nodes, train workers on train nodes. One train worker
 # per trial keeps the process count down on 2 cores (test_sweep_e2e covers 2 workers).
 PLACED = ["resources.decode_node_resource=decode_node", "resources.train_node_resource=train_node",
-          "resources.train_workers=1", "pretrain.batch_size=4", "setting.batch_size=4"]  # 4 per worker, as on 2
+          "resources.train_workers=1"]
 # infra/aws/cluster.yaml says 5: the one timing scaled for the test (at 0.25 nodes churned between a trial's stages)
 IDLE_MINUTES = 0.5
 # Fake secrets the job gets the way README says real ones come: from the nodes' environment (here the head's,
