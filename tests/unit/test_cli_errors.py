@@ -139,6 +139,22 @@ def test_a_pretraining_batch_of_one_clip_per_worker_fails_before_ray(tmp_path):
     assert_one_line_error(proc, "pretrain.batch_size=2 over 2 train workers leaves under 2 clips per worker")
 
 
+@pytest.mark.parametrize("command,fragment", [
+    (["pretrain", "pretrain.batchnorm=sync"], "pretrain.batchnorm='sync' is not valid; choose one of: global, shuffle"),
+    (["pretrain", "pretrain.colour_jitter.contrast_mode=mean"],
+     "pretrain.colour_jitter.contrast_mode='mean' is not valid; choose one of: multiply, about_mean"),
+    (["finetune", "setting.batchnorm=sync"], "setting.batchnorm='sync' is not valid; choose one of: global, local"),
+    (["finetune", "setting.clip.aggregate=avg"], "setting.clip.aggregate='avg' is not valid; choose one of: mean, max"),
+    (["sweep", "ablation=demo", "setting.clip.eval_crops=2"], "setting.clip.eval_crops=2 is not valid; choose one of: 1, 3"),
+])
+def test_a_switch_with_an_unknown_value_fails_before_ray(command, fragment, tmp_path):
+    """The official-or-tubelab switches are enums: a value their code does not know is a one-line error,
+    not a failure inside a train worker minutes later."""
+    proc = run(*command, home=tmp_path / "home", cwd=tmp_path)
+    assert_one_line_error(proc, fragment)
+    assert not runs_by_status(tmp_path / "home")
+
+
 # 4. prepare input errors
 
 @pytest.mark.parametrize("source,fragments", [

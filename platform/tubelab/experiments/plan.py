@@ -17,6 +17,9 @@ from tubelab.config import ConfigError, to_container
 from tubelab.experiments.grid import GridPoint, expand
 from tubelab.models import MODELS
 from tubelab.models.r2plus1d import INPUTS
+from tubelab.objectives.moco import BATCHNORMS
+from tubelab.training.augment import CONTRAST_MODES
+from tubelab.training.tasks import AGGREGATES
 from tubelab.tracking.schema import parse_label
 from tubelab.tubelets import validate_tubelet_config
 
@@ -52,11 +55,22 @@ def finetune_config(trial_cfg: DictConfig, setting_id: str, setting_overrides: l
 
 
 def validate_setting(ft) -> None:
-    """A fine-tune's value checks before Ray starts: its total batch must split evenly over the train workers."""
+    """A fine-tune's value checks before Ray starts: the switches' values, and a total batch that splits
+    evenly over the train workers."""
+    s = ft.setting
     try:
-        resources.per_worker_batch(ft.setting.batch_size, ft.resources.train_workers, "setting.batch_size")
+        _choice("setting.batchnorm", s.batchnorm, ("global", "local"))
+        _choice("setting.clip.aggregate", s.clip.aggregate, AGGREGATES)
+        _choice("setting.clip.eval_crops", s.clip.eval_crops, (1, 3))
+        resources.per_worker_batch(s.batch_size, ft.resources.train_workers, "setting.batch_size")
     except ValueError as e:
-        raise ConfigError(f"setting {ft.setting.id}: {e}") from None
+        raise ConfigError(f"setting {s.id}: {e}") from None
+
+
+def _choice(key: str, value, choices) -> None:
+    """An enum switch with a value its code does not know would otherwise fail inside a Ray worker."""
+    if value not in choices:
+        raise ValueError(f"{key}={value!r} is not valid; choose one of: {', '.join(map(str, choices))}")
 
 
 @functools.lru_cache(maxsize=256)
@@ -74,6 +88,8 @@ def validate_run(cfg: DictConfig) -> None:
     clip = cfg.pretrain.clip
     try:
         validate_tubelet_config(cfg.tubelet, clip_shape=(3, clip.frames, clip.crop, clip.crop))
+        _choice("pretrain.batchnorm", cfg.pretrain.batchnorm, BATCHNORMS)
+        _choice("pretrain.colour_jitter.contrast_mode", cfg.pretrain.colour_jitter.contrast_mode, CONTRAST_MODES)
         resources.check_node_types(cfg.resources)
         if resources.per_worker_batch(cfg.pretrain.batch_size, cfg.resources.train_workers, "pretrain.batch_size") < 2:
             raise ValueError(f"pretrain.batch_size={cfg.pretrain.batch_size} over {cfg.resources.train_workers} "

@@ -55,12 +55,15 @@ class Encoder(nn.Module):
         return self.head(self.backbone.forward_features(x))
 
 
+BATCHNORMS = ("global", "shuffle")
+
+
 class MoCo(nn.Module):
     def __init__(self, backbone: nn.Module, dim: int = 128, queue: int = 16384, momentum: float = 0.999,
                  temperature: float = 0.2, bn_splits: int = 2, batchnorm: str = "shuffle", fp32_logits: bool = True):
         super().__init__()
-        if batchnorm not in ("global", "shuffle"):
-            raise ValueError(f"batchnorm={batchnorm!r} is not valid; choose one of: global, shuffle")
+        if batchnorm not in BATCHNORMS:
+            raise ValueError(f"batchnorm={batchnorm!r} is not valid; choose one of: {', '.join(BATCHNORMS)}")
         self.momentum, self.temperature, self.bn_splits = momentum, temperature, bn_splits
         self.batchnorm, self.fp32_logits = batchnorm, fp32_logits
         self.encoder_q = Encoder(backbone, dim)

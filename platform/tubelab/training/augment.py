@@ -18,6 +18,7 @@ import math
 import torch
 
 GRAY = (0.299, 0.587, 0.114)
+CONTRAST_MODES = ("multiply", "about_mean")
 
 
 def _draw(n: int, p: float, low: float, high: float, identity: float, generator, device) -> torch.Tensor:
@@ -54,9 +55,9 @@ def colour_jitter(clips: list[torch.Tensor], cfg, generator: torch.Generator) ->
     saturation = _draw(n, p, -cfg.saturation, cfg.saturation, 0.0, generator, device).exp()
     hue = _draw(n, p, -cfg.hue_degrees, cfg.hue_degrees, 0.0, generator, device).flatten()
     hue_m = _hue_matrix(hue)
-    if cfg.contrast_mode not in ("multiply", "about_mean"):
+    if cfg.contrast_mode not in CONTRAST_MODES:
         raise ValueError(f"colour_jitter.contrast_mode={cfg.contrast_mode!r} is not valid; choose one of: "
-                         f"multiply, about_mean")
+                         f"{', '.join(CONTRAST_MODES)}")
     out = []
     for x in clips:
         x = x + bright
