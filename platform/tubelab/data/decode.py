@@ -77,6 +77,37 @@ def resize(clip: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return x.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
+def scale_jitter_size(short_side: tuple[int, int], rng: np.random.Generator) -> int:
+    """The short side a training clip is resized to: 1 / U(1/max, 1/min), rounded (SlowFast's
+    random_short_side_scale_jitter with inverse_uniform_sampling, as SEVERE's Charades config sets it)."""
+    low, high = short_side
+    return int(round(1.0 / rng.uniform(1.0 / high, 1.0 / low)))
+
+
+def scaled_crop_box(height: int, width: int, crop: int, size: int, rng: np.random.Generator | None, view: int = 0,
+                    views: int = 1) -> tuple[int, int, int, int]:
+    """(y, x, h, w) in the frame of the crop x crop box that a crop of the frame resized to short side `size`
+    takes (random with rng, else the centre or spatial view `view` of `views`): resizing only that box to
+    crop x crop gives the same pixels as resizing the whole frame first, at a fraction of the work."""
+    scale = size / min(height, width)
+    # SlowFast's short_side_scale: the long side is floor(long / short * size)
+    scaled_h, scaled_w = (size, int(width / height * size)) if height <= width else (int(height / width * size), size)
+    y, x = crop_box(scaled_h, scaled_w, crop, rng, view, views)
+    side = min(max(int(round(crop / scale)), 1), height, width)
+    return min(int(round(y / scale)), height - side), min(int(round(x / scale)), width - side), side, side
+
+
+def active_classes(segments, fps: float, first: int, last: int) -> set[int]:
+    """Classes of the actions shown in frames first..last: frame i (at i / fps seconds) carries every action
+    whose [start, end] holds its time. SEVERE's Charades (SlowFast) labels a training clip with the
+    actions of every frame from its first to its last sampled frame, and a test video with those of all
+    its frames. segments: dicts with "label", "start", "end" (seconds)."""
+    if not len(segments):
+        return set()
+    times = np.arange(first, last + 1) / fps
+    return {int(s["label"]) for s in segments if np.any((s["start"] <= times) & (times <= s["end"]))}
+
+
 def crop_box(height: int, width: int, crop: int, rng: np.random.Generator | None, view: int = 0,
              views: int = 1) -> tuple[int, int]:
     """(y, x) of a crop x crop box: random (rng), else centred; with `views` = 3 the evaluation's three spatial
@@ -105,12 +136,16 @@ class ClipDecoder:
     random start, stride drawn from `strides` (per-frame jitter if `jitter`), random crop (or, with
     `resized_crop` = (min, max) area fraction, a RandomResizedCrop resized to crop x crop; or, with `scales` =
     [[width, height], ...], the frames resized to one of those sizes drawn per clip, then the random crop: the
-    official pretraining's GroupScale + GroupRandomCrop), flip if `flip`.
+    official pretraining's GroupScale + GroupRandomCrop; or, with `short_side_jitter` = (min, max), each clip
+    resized to a short side drawn by scale_jitter_size, then the random crop: SEVERE's Charades), flip if `flip`.
     mode "eval": one row per video with `eval_clips` clips spread evenly over it (N-clip Video@1; 1 = the
     centred clip) at the first stride, centre crop (or, with `eval_crops` = 3, three crops of each clip along
-    the longer side: eval_clips x 3 views), no flip.
+    the longer side: eval_clips x 3 views), no flip; with `eval_short_side` the views are cropped from the
+    frames resized to that short side (SEVERE's Charades test: short side 112, three 112 crops).
     Targets: "label" (int64; -1 where the task has none), "multi_hot" (float32, num_classes) for
-    multi-label data, "count" (float32, NaN where absent).
+    multi-label data, "count" (float32, NaN where absent). With `frame_labels` the multi-hot of a training
+    row holds the actions of its frames (first to last sampled, active_classes), of an eval row those of
+    the whole video; without, the video's labels.
 
     The random draws of a video's clips come from clip_rng(seed, epoch, video): the same clips whichever
     actor decodes the video and whatever it decoded before, so a rerun with the same seed sees the same
@@ -121,15 +156,24 @@ class ClipDecoder:
                  rows_per_video: int = 1, flip: bool = False, mode: str = "train", seed: int = 0,
                  jitter: bool = False, eval_clips: int = 1, num_classes: int = 0, backend: str = "decord",
                  resized_crop: tuple[float, float] | None = None, scales: list | None = None, failures=None,
-                 epochs=None, eval_crops: int = 1):
+                 epochs=None, eval_crops: int = 1, short_side_jitter: tuple[int, int] | None = None,
+                 eval_short_side: int | None = None, frame_labels: bool = False):
         if mode not in ("train", "eval"):
             raise ValueError(f"ClipDecoder mode must be 'train' or 'eval', got {mode!r}")
         self.frames, self.strides, self.crop, self.flip, self.jitter = frames, list(strides), crop, flip, jitter
         self.mode, self.backend, self.failures, self.num_classes = mode, backend, failures, num_classes
         self.resized_crop = tuple(resized_crop) if resized_crop else None
         self.scales = [(int(w), int(h)) for w, h in scales] if scales else None
-        if self.resized_crop and self.scales:
-            raise ValueError("clip.resized_crop and clip.scales are two ways of scale augmentation; set one")
+        self.short_side_jitter = tuple(short_side_jitter) if short_side_jitter else None
+        if sum(x is not None for x in (self.resized_crop, self.scales, self.short_side_jitter)) > 1:
+            raise ValueError("clip.resized_crop, clip.scales and clip.short_side_jitter are three ways of scale "
+                             "augmentation; set one")
+        if self.short_side_jitter and not crop <= self.short_side_jitter[0] <= self.short_side_jitter[1]:
+            raise ValueError(f"clip.short_side_jitter={list(self.short_side_jitter)} must be [min, max] with "
+                             f"clip.crop={crop} <= min <= max")
+        if eval_short_side is not None and eval_short_side < crop:
+            raise ValueError(f"clip.eval_short_side={eval_short_side} is smaller than clip.crop={crop}")
+        self.eval_short_side, self.frame_labels = eval_short_side, frame_labels
         if eval_crops not in (1, 3):
             raise ValueError(f"clip.eval_crops must be 1 (centre) or 3 (start, centre, end), got {eval_crops}")
         self.eval_crops = eval_crops if mode == "eval" else 1
@@ -147,8 +191,9 @@ class ClipDecoder:
         return [sample_indices(num_frames, self.frames, int(rng.choice(self.strides)), rng, self.jitter)
                 for _ in range(self.clips_per_row)]
 
-    def decode_video(self, data: bytes, num_frames: int, out: np.ndarray, rng: np.random.Generator | None) -> None:
-        """Write the `rows_per_video` output rows of one video into `out` (rows, clips_per_row, T, crop, crop, 3).
+    def decode_video(self, data: bytes, num_frames: int, out: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        """Write the `rows_per_video` output rows of one video into `out` (rows, clips_per_row, T, crop, crop, 3);
+        returns their frame indices (rows, clips_per_row, T).
 
         All clips of the video come from ONE reader decoding the union of their frames once, in order:
         SEVERE's 10 random clips per video per epoch overlap, and one pass over them costs a fraction of
@@ -160,15 +205,25 @@ class ClipDecoder:
         where = where.reshape(indices.shape)  # each index's position in `frames`
         for r, k in np.ndindex(*indices.shape[:2]):
             self.crop_clip(frames, where[r, k], out[r, k], rng, view=k % self.eval_crops)
+        return indices
 
     def crop_clip(self, frames: np.ndarray, positions: np.ndarray, out: np.ndarray,
                   rng: np.random.Generator | None, view: int = 0) -> None:
         """One clip into `out`: `frames[positions]` cropped (random, resized, centred or spatial view `view`),
         maybe flipped."""
         height, width = frames.shape[1], frames.shape[2]
-        in_order = rng is not None and (self.resized_crop or self.scales)  # `cropped`: the clip's frames, in order
+        # `cropped`: the clip's frames, in order
+        in_order = bool(self.resized_crop or self.scales or self.short_side_jitter) if rng is not None \
+            else self.eval_short_side is not None
         if rng is not None and self.resized_crop:
             y, x, h, w = resized_crop_box(height, width, self.resized_crop, rng)
+            cropped = resize(frames[positions, y:y + h, x:x + w], self.crop)
+        elif rng is not None and self.short_side_jitter:
+            size = scale_jitter_size(self.short_side_jitter, rng)
+            y, x, h, w = scaled_crop_box(height, width, self.crop, size, rng)
+            cropped = resize(frames[positions, y:y + h, x:x + w], self.crop)
+        elif rng is None and self.eval_short_side is not None:
+            y, x, h, w = scaled_crop_box(height, width, self.crop, self.eval_short_side, None, view, self.eval_crops)
             cropped = resize(frames[positions, y:y + h, x:x + w], self.crop)
         elif rng is not None and self.scales:
             w, h = self.scales[int(rng.integers(len(self.scales)))]
@@ -188,7 +243,7 @@ class ClipDecoder:
         per = self.rows_per_video
         clips = np.empty((len(batch["video"]) * per, self.clips_per_row, self.frames, self.crop, self.crop, 3),
                          np.uint8)
-        keep = []
+        keep, spans = [], []  # per output row: its video's position in the batch, its first and last frame
         hashes = batch.get("sha256")
         keys = [video_key(v) for v in batch["video_id"]]
         train = self.mode == "train"
@@ -205,8 +260,9 @@ class ClipDecoder:
                     raise DecodeError("its bytes do not match the sha256 prepare recorded (a corrupted shard); "
                                       "run `tubelab prepare` again to rebuild the shards")
                 rng = clip_rng(self.seed, epoch, keys[i]) if train else None
-                self.decode_video(data, int(n), clips[len(keep):len(keep) + per], rng)
+                indices = self.decode_video(data, int(n), clips[len(keep):len(keep) + per], rng)
                 keep += [i] * per
+                spans += [(int(r.min()), int(r.max())) if train else (0, int(n) - 1) for r in indices]
             except DecodeError as e:
                 if self.failures is None:
                     raise
@@ -218,10 +274,12 @@ class ClipDecoder:
             "video_key": np.array(keys, dtype=np.int64)[keep],
         }
         if self.num_classes and "labels" in batch:
-            hot = np.zeros((len(batch["labels"]), self.num_classes), np.float32)
-            for j, labels in enumerate(batch["labels"]):
+            hot = np.zeros((len(keep), self.num_classes), np.float32)
+            for j, (i, (first, last)) in enumerate(zip(keep, spans)):
+                labels = (sorted(active_classes(batch["segments"][i], float(batch["fps"][i]), first, last))
+                          if self.frame_labels else batch["labels"][i])
                 hot[j, np.asarray(labels, dtype=np.int64)] = 1.0
-            out["multi_hot"] = hot[keep]
+            out["multi_hot"] = hot
         if "count" in batch:
             out["count"] = np.asarray([np.nan if c is None else c for c in batch["count"]], np.float32)[keep]
         return out

@@ -24,7 +24,7 @@ VIDEOS_PER_BLOCK = 8
 # field.
 OUTPUT_BLOCKS_BUFFERED = 16
 # The shard columns a decode actor reads.
-DECODE_COLUMNS = ["video_id", "label", "labels", "count", "num_frames", "sha256", "video"]
+DECODE_COLUMNS = ["video_id", "label", "labels", "segments", "count", "num_frames", "fps", "sha256", "video"]
 
 
 _data_context_configured = False
@@ -187,6 +187,10 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
         # randomise each epoch without an all-to-all shuffle of the video bytes.
         ds = ds.randomize_block_order(seed=seed if deterministic else None)
     multi_label = manifest["task"] == "multi_label"
+    frame_labels = multi_label and clip.get("labels", "video") == "frames"
+    if frame_labels and not manifest.get("action_intervals"):
+        raise ValueError(f"clip.labels=frames labels each clip with the actions of its frames, but the shards of "
+                         f"{dataset_name!r} hold no action intervals; use clip.labels=video")
     ds = ds.map_batches(
         ClipDecoder,
         fn_constructor_kwargs=dict(frames=clip.frames, strides=list(clip.strides), crop=clip.crop,
@@ -194,7 +198,9 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
                                    flip=clip.flip, jitter=clip.jitter, eval_clips=clip.eval_clips, mode=mode,
                                    seed=seed, backend=clip.decoder, failures=failures, epochs=epochs,
                                    resized_crop=clip.get("resized_crop"), scales=clip.get("scales"),
-                                   eval_crops=clip.get("eval_crops", 1),
+                                   eval_crops=clip.get("eval_crops", 1), frame_labels=frame_labels,
+                                   short_side_jitter=clip.get("short_side_jitter"),
+                                   eval_short_side=clip.get("eval_short_side"),
                                    num_classes=len(manifest["classes"]) if multi_label else 0),
         batch_size=2,  # small calls keep an actor from stalling on its full output buffer
         batch_format="numpy",

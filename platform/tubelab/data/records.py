@@ -12,6 +12,7 @@ class VideoRecord:
     split: str                      # "train" | "test" | "val" ...
     label: int = -1                 # single-label class index, 0-based; -1 when the task has none
     labels: tuple[int, ...] = ()    # multi-label class indices (Charades); () for single-label data
+    segments: tuple[tuple[int, float, float], ...] = ()  # multi-label: (class, start s, end s) of each action
     count: float | None = None      # repetition count (UCFRep-style counting)
     start: float | None = None      # seconds: the segment to keep (None = from the start)
     end: float | None = None        # seconds (None = to the end)

@@ -27,12 +27,14 @@ from tubelab.data.records import DatasetIndex, VideoRecord
 
 MANIFEST = "manifest.json"
 REPORT = "prepare_report.json"
-FORMAT = "tubelab-shards/4"  # bump when the shard encoding changes: older shards are then rejected
+FORMAT = "tubelab-shards/5"  # bump when the shard encoding changes: older shards are then rejected
 KEY_METADATA = b"tubelab.shard_key"
+SEGMENT = pa.struct([("label", pa.int32()), ("start", pa.float64()), ("end", pa.float64())])
 SCHEMA = pa.schema([
     ("video_id", pa.string()),
     ("label", pa.int32()),               # single-label class, -1 for multi-label and counting data
     ("labels", pa.list_(pa.int32())),    # multi-label classes (Charades), [] otherwise
+    ("segments", pa.list_(SEGMENT)),     # multi-label: each action's class and seconds in this video, [] otherwise
     ("count", pa.float32()),             # repetition count, null otherwise
     ("split", pa.string()),
     ("num_frames", pa.int32()),
@@ -43,7 +45,7 @@ SCHEMA = pa.schema([
     ("source_sha256", pa.string()),      # of the source file: identifies the data (x264 output varies by CPU)
     ("video", pa.binary()),
 ])
-SUMMARY_COLUMNS = ["video_id", "label", "labels", "count", "num_frames", "source_sha256"]
+SUMMARY_COLUMNS = ["video_id", "label", "labels", "segments", "count", "num_frames", "source_sha256"]
 
 
 class ManifestError(ValueError):
@@ -106,7 +108,10 @@ def encode_shard(plan: ShardPlan, encode: dict) -> tuple[pa.Table, list[str]]:
         except (OSError, ValueError, RuntimeError) as e:  # PyAV's errors derive from OSError / ValueError
             failures.append(f"{r.video_id}: cannot be decoded ({type(e).__name__}: {e})")
             continue
-        values = {"video_id": r.video_id, "label": r.label, "labels": list(r.labels), "count": r.count,
+        offset = r.start or 0.0  # the shard holds the record's segment from its start: times move with it
+        segments = [{"label": c, "start": start - offset, "end": end - offset} for c, start, end in r.segments]
+        values = {"video_id": r.video_id, "label": r.label, "labels": list(r.labels), "segments": segments,
+                  "count": r.count,
                   "split": r.split, "num_frames": v.num_frames, "fps": v.fps, "width": v.width, "height": v.height,
                   "sha256": hashlib.sha256(v.data).hexdigest(), "source_sha256": hashlib.sha256(source).hexdigest(),
                   "video": v.data}
@@ -163,8 +168,9 @@ def content_hash(encode: dict, shard_rows: dict[str, list[dict]]) -> str:
     h = hashlib.sha256(json.dumps([FORMAT, encode], sort_keys=True).encode())
     for shard in sorted(shard_rows):
         for row in shard_rows[shard]:
+            segments = f"\t{row['segments']}" if row.get("segments") else ""  # only datasets that have them
             h.update(f"{shard}\t{row['video_id']}\t{row['label']}\t{row['labels']}\t{row['count']}\t"
-                     f"{row['source_sha256']}\n".encode())
+                     f"{row['source_sha256']}{segments}\n".encode())
     return h.hexdigest()
 
 
@@ -186,6 +192,7 @@ def make_manifest(dataset: str, index: DatasetIndex, encode: dict, summaries: li
         "format": FORMAT,
         "dataset": dataset,
         "task": task_of(index),
+        "action_intervals": any(r.segments for r in index.records),  # clip labels can come from the frames
         "classes": index.classes,
         "splits": splits,
         "encode": dict(encode),

@@ -28,6 +28,8 @@ def describe(setting) -> str:
         changes.append(f"colour jitter {list(jitter)}")
     if setting.get("batchnorm", "global") != "global":
         changes.append("per-worker BN")
+    if setting.get("metric") == "map" and setting.clip.get("labels", "frames") == "video":
+        changes.append("video-level clip labels")
     if not setting.get("strict_load", True):
         changes.append("non-strict checkpoint loading")
     return chosen + (f"; {', '.join(changes)}" if changes else "")

@@ -306,3 +306,111 @@ def test_scales_resize_to_one_size_per_clip_then_crop(batch):
     with pytest.raises(ValueError, match="set one"):
         ClipDecoder(frames=4, strides=[1], crop=20, scales=[[32, 24]], resized_crop=[0.08, 1.0])
     assert ClipDecoder(frames=4, strides=[1], crop=20, scales=[[32, 24]])(batch)["clip"].shape == (2, 1, 4, 20, 20, 3)
+
+
+# --- SEVERE's Charades: clip labels from the action intervals, the train scale jitter, the test short side ----
+
+def frame_by_frame(segments, fps, first, last):
+    """The SlowFast way, spelled out: a label list per frame, then their union over first..last."""
+    per_frame = [{s["label"] for s in segments if s["start"] <= i / fps <= s["end"]} for i in range(first, last + 1)]
+    return set().union(*per_frame)
+
+
+def test_active_classes_are_the_actions_of_the_clips_frames():
+    from tubelab.data.decode import active_classes
+
+    segments = [{"label": 1, "start": 0.5, "end": 1.0}, {"label": 2, "start": 1.0625, "end": 2.0},
+                {"label": 3, "start": 9.0, "end": 12.0}]
+    assert active_classes(segments, 16, 0, 7) == set()       # frame 7 is at 0.4375 s
+    assert active_classes(segments, 16, 0, 8) == {1}         # frame 8 at 0.5 s: an interval holds its ends
+    assert active_classes(segments, 16, 16, 16) == {1}       # 1.0 s
+    assert active_classes(segments, 16, 16, 17) == {1, 2}
+    assert active_classes(segments, 16, 33, 150) == {3}     # 2.06 to 9.4 s
+    assert active_classes([], 16, 0, 100) == set()
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        starts = rng.uniform(0, 10, 4).round(2)
+        segs = [{"label": int(c), "start": s, "end": s + d} for c, s, d in
+                zip(rng.integers(0, 6, 4), starts, rng.uniform(0, 3, 4).round(2))]
+        first = int(rng.integers(0, 200))
+        last = first + int(rng.integers(0, 100))
+        assert active_classes(segs, 24, first, last) == frame_by_frame(segs, 24, first, last)
+
+
+@pytest.fixture
+def multi_batch(batch):
+    """The two videos (24 frames at 16 fps) as Charades rows: video 0 has action 0 in its first 6 frames
+    and action 1 in its last 6, video 1 action 2 throughout and action 1 after its end."""
+    segments = np.empty(2, dtype=object)
+    segments[0] = np.array([{"label": 0, "start": 0.0, "end": 5 / 16}, {"label": 1, "start": 18 / 16, "end": 2.0}])
+    segments[1] = np.array([{"label": 2, "start": 0.0, "end": 1.5}, {"label": 1, "start": 2.0, "end": 3.0}])
+    labels = np.empty(2, dtype=object)
+    labels[0], labels[1] = np.array([0, 1]), np.array([1, 2])
+    return {**batch, "labels": labels, "segments": segments, "fps": np.array([16.0, 16.0], np.float32)}
+
+
+def test_training_clips_are_labelled_with_the_actions_of_their_frames(multi_batch):
+    decoder = ClipDecoder(frames=4, strides=[1], crop=32, rows_per_video=20, num_classes=3, frame_labels=True, seed=3)
+    out = decoder(multi_batch)
+    for i in range(2):  # the rows' frames, drawn as the decoder draws them (indices first, row by row)
+        rng = clip_rng(3, 0, video_key(multi_batch["video_id"][i]))
+        spans = [decoder.indices(FRAMES, rng)[0] for _ in range(20)]
+        got = [set(np.flatnonzero(h).tolist()) for h in out["multi_hot"][20 * i:20 * (i + 1)]]
+        want = [frame_by_frame(multi_batch["segments"][i], 16, s.min(), s.max()) for s in spans]
+        assert got == want
+    starts = [set(np.flatnonzero(h).tolist()) for h in out["multi_hot"][:20]]
+    assert {0} in starts and {1} in starts and set() in starts  # early, late and middle clips all drawn
+    assert all(h.tolist() == [0, 0, 1] for h in out["multi_hot"][20:])  # action 1 starts after the video
+    video = ClipDecoder(frames=4, strides=[1], crop=32, rows_per_video=20, num_classes=3, seed=3)(multi_batch)
+    assert (video["multi_hot"][:20] == [1, 1, 0]).all() and (video["multi_hot"][20:] == [0, 1, 1]).all()
+
+
+def test_eval_videos_are_labelled_with_the_actions_of_all_their_frames(multi_batch):
+    out = ClipDecoder(frames=4, strides=[1], crop=32, mode="eval", eval_clips=3, num_classes=3,
+                      frame_labels=True)(multi_batch)
+    assert out["multi_hot"].tolist() == [[1, 1, 0], [0, 0, 1]]  # an action outside the video is no label
+
+
+def test_short_side_jitter_draws_inverse_uniform_sizes_and_crops_at_that_scale(batch):
+    """SlowFast's random_short_side_scale_jitter (inverse_uniform_sampling): 1/size ~ U(1/max, 1/min). On a
+    ramp of 3 levels per source pixel, a crop of the frame resized to short side `size` reads back with
+    slope 3 * short / size per output pixel."""
+    from tubelab.data.decode import scale_jitter_size
+
+    rng = np.random.default_rng(0)
+    sizes = np.array([scale_jitter_size((256, 340), rng) for _ in range(20000)])
+    assert sizes.min() >= 256 and sizes.max() <= 340 and sizes.min() < 258 and sizes.max() > 338
+    inverse = (1 / sizes).mean()  # standard error ~2e-6; uniform in size would give ln(340 / 256) / 84
+    assert abs(inverse - (1 / 256 + 1 / 340) / 2) < 1e-5 and abs(inverse - np.log(340 / 256) / 84) > 3e-5
+    assert abs(np.median(sizes) - 2 / (1 / 256 + 1 / 340)) < 2
+
+    ramp = np.broadcast_to(np.arange(64, dtype=np.uint8)[None, None, :, None] * 3, (6, 48, 64, 3)).copy()
+    decoder = ClipDecoder(frames=4, strides=[1], crop=20, short_side_jitter=[24, 96])
+    slopes = []
+    for _ in range(200):
+        out = np.empty((4, 20, 20, 3), np.uint8)
+        decoder.crop_clip(ramp, np.arange(4), out, rng)
+        slopes.append(np.diff(out[0, 10, 4:-4, 0].astype(float)).mean() / 3)
+    sizes = 48 / np.array(slopes)  # the short side each clip was resized to
+    assert sizes.min() > 23 and sizes.max() < 100 and sizes.min() < 30 and sizes.max() > 80
+    with pytest.raises(ValueError, match="three ways of scale augmentation"):
+        ClipDecoder(frames=4, strides=[1], crop=20, short_side_jitter=[24, 96], resized_crop=[0.08, 1.0])
+    with pytest.raises(ValueError, match="clip.crop=20 <= min <= max"):
+        ClipDecoder(frames=4, strides=[1], crop=20, short_side_jitter=[16, 96])
+    assert ClipDecoder(frames=4, strides=[1], crop=20, short_side_jitter=[24, 96])(batch)["clip"].shape == \
+        (2, 1, 4, 20, 20, 3)
+
+
+def test_eval_views_are_cropped_from_the_frames_at_the_eval_short_side(batch):
+    """SEVERE's Charades test resizes the short side to the crop size, then takes the three crops: the same
+    pixels as resizing whole frames (48 x 64 -> 32 x 42) and cropping x = 0, 5, 10 of them."""
+    from tubelab.data.decode import resize
+
+    out = ClipDecoder(frames=4, strides=[3], crop=32, mode="eval", eval_crops=3, eval_short_side=32)(batch)["clip"]
+    frames = full(batch, 0)[sample_indices(FRAMES, 4, 3, None)]
+    whole = resize(frames, (32, 42)).astype(float)
+    for view, x in enumerate((0, 5, 10)):
+        errors = [np.abs(out[0, view] - whole[:, :, at:at + 32]).mean() for at in range(11)]
+        assert int(np.argmin(errors)) == x and errors[x] < 4  # interpolation at the box's edges, no more
+    with pytest.raises(ValueError, match="eval_short_side=24 is smaller than clip.crop=32"):
+        ClipDecoder(frames=4, strides=[3], crop=32, mode="eval", eval_short_side=24)

@@ -115,8 +115,9 @@ def test_content_hash_identifies_the_data(built, index, tmp_path):
     assert write(index, tmp_path / "crf", encode={**ENCODE, "crf": 30})["content_hash"] != manifest["content_hash"]
 
 
-def row(video_id, label, sha, labels=(), count=None):
-    return {"video_id": video_id, "label": label, "labels": list(labels), "count": count, "source_sha256": sha}
+def row(video_id, label, sha, labels=(), count=None, segments=()):
+    return {"video_id": video_id, "label": label, "labels": list(labels), "count": count, "source_sha256": sha,
+            "segments": list(segments)}
 
 
 def test_content_hash_function():
@@ -127,8 +128,26 @@ def test_content_hash_function():
     assert h != content_hash(ENCODE, {"train-00000.parquet": [row("a/1.mp4", 0, "aa"), row("b/1.mp4", 1, "cc")]})
     assert h != content_hash(ENCODE, {"train-00000.parquet": [row("a/1.mp4", -1, "aa", labels=[3]), rows["train-00000.parquet"][1]]})
     assert h != content_hash(ENCODE, {"train-00000.parquet": [row("a/1.mp4", 0, "aa", count=3.0), rows["train-00000.parquet"][1]]})
+    moved = [{"label": 3, "start": 1.0, "end": 2.0}]  # an action's interval is part of the data
+    with_interval = content_hash(ENCODE, {"train-00000.parquet": [row("a/1.mp4", -1, "aa", [3], segments=moved)]})
+    moved[0]["end"] = 2.5
+    assert with_interval != content_hash(ENCODE, {"train-00000.parquet": [row("a/1.mp4", -1, "aa", [3], segments=moved)]})
     assert h != content_hash(ENCODE, {"train-00001.parquet": rows["train-00000.parquet"]})
     assert h != content_hash(ENCODE, {"train-00000.parquet": rows["train-00000.parquet"][::-1]})
+
+
+def test_action_intervals_reach_the_shards_relative_to_the_kept_segment(index, tmp_path):
+    """Charades' action intervals (records' segments) go into the shard rows, moved with a trimmed record's
+    start; the manifest says the shards have them."""
+    a, b = index.records[:2]
+    records = [dataclasses.replace(a, label=-1, labels=(0, 2), segments=((2, 0.25, 0.5), (0, 0.0, 0.9))),
+               dataclasses.replace(b, label=-1, labels=(1,), segments=((1, 0.5, 0.75),), start=0.25, end=None)]
+    manifest = write(DatasetIndex(index.classes, records), tmp_path / "multi")
+    assert manifest["task"] == "multi_label" and manifest["action_intervals"] is True
+    rows = {r["video_id"]: r for t in tables(manifest, tmp_path / "multi", a.split) for r in t.to_pylist()}
+    assert rows[a.video_id]["segments"] == [{"label": 2, "start": 0.25, "end": 0.5}, {"label": 0, "start": 0.0, "end": 0.9}]
+    assert rows[b.video_id]["segments"] == [{"label": 1, "start": 0.25, "end": 0.5}]
+    assert write(DatasetIndex(index.classes, [a, b]), tmp_path / "single")["action_intervals"] is False
 
 
 def test_read_manifest_missing(tmp_path):

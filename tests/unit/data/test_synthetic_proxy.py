@@ -103,6 +103,10 @@ def test_multi_labels_in_csv(built):
         m = meta[r.video_id]
         assert r.label == -1 and r.labels == tuple(sorted(CLASSES.index(o["class"]) for o in m["objects"]))
         assert m["labels"] == sorted(o["class"] for o in m["objects"]) and len(set(m["labels"])) == len(m["labels"])
+        # each object's segment is its action's interval, which the clip labels come from
+        assert [(CLASSES[c], s, e) for c, s, e in r.segments] == [
+            (o["class"], pytest.approx(o["start"] * 15 / 16, abs=0.006), pytest.approx(o["end"] * 15 / 16, abs=0.006))
+            for o in m["objects"]]
         sizes.add(len(r.labels))
     assert sizes <= {1, 2, 3} and len(sizes) > 1
     rows = (Path(root) / "Charades_v1_train.csv").read_text().splitlines()

@@ -15,8 +15,10 @@ The CSVs have a header naming at least the columns `id` and `actions`
 (id,subject,scene,quality,relevance,verified,script,objects,descriptions,actions,length); `actions` is
 "c092 11.90 21.20;c147 0.00 12.60" (class code, start and end second of each action) or empty.
 Each record is the whole video (start/end None): label = -1, labels = the sorted class indices of its
-actions, each once (an action that occurs twice counts once). A video with an empty `actions` field is
-still listed, with labels = () (an all-negative example for every class).
+actions, each once (an action that occurs twice counts once), segments = every action as (class, start,
+end) in file order: SEVERE's training clips are labelled with the actions of their own frames
+(data.decode.active_classes). A video with an empty `actions` field is still listed, with labels = ()
+(an all-negative example for every class).
 
 Splits: Charades_v1_train.csv -> "train", Charades_v1_test.csv -> "test" (the official evaluation
 set; SEVERE reports mAP on it). video_id is the official id (e.g. "46GP8").
@@ -74,9 +76,10 @@ def _classes(path: Path, shown: str) -> list[str]:
     return classes
 
 
-def _labels(actions: str, num_classes: int) -> tuple[int, ...]:
-    """ "c092 11.90 21.20;c147 0.00 12.60" -> (92, 147); raises ValueError saying what is wrong."""
-    labels = set()
+def _segments(actions: str, num_classes: int) -> tuple[tuple[int, float, float], ...]:
+    """ "c092 11.90 21.20;c147 0.00 12.60" -> ((92, 11.9, 21.2), (147, 0.0, 12.6)); raises ValueError saying
+    what is wrong."""
+    segments = []
     for action in actions.split(";"):
         parts = action.split()
         if not parts:
@@ -85,13 +88,13 @@ def _labels(actions: str, num_classes: int) -> tuple[int, ...]:
         if len(parts) != 3 or not m:
             raise ValueError(f"action {action.strip()!r} is not 'cNNN start end'")
         try:
-            float(parts[1]), float(parts[2])
+            start, end = float(parts[1]), float(parts[2])
         except ValueError:
             raise ValueError(f"action {action.strip()!r}: start and end must be seconds") from None
         if int(m.group(1)) >= num_classes:
             raise ValueError(f"class {parts[0]} is not in {CLASSES_FILE}")
-        labels.add(int(m.group(1)))
-    return tuple(sorted(labels))
+        segments.append((int(m.group(1)), start, end))
+    return tuple(segments)
 
 
 def _read_csv(path: Path, shown: str) -> list[tuple[int, dict[str, str] | str]]:
@@ -147,7 +150,7 @@ def index_charades(root: str | Path, video_dir: str | None = None) -> DatasetInd
                 problems.append(f"{where}: the row has no id")
                 continue
             try:
-                labels = _labels(row["actions"], len(classes))
+                segments = _segments(row["actions"], len(classes))
             except ValueError as e:
                 problems.append(f"{where}: {e}")
                 continue
@@ -160,5 +163,6 @@ def index_charades(root: str | Path, video_dir: str | None = None) -> DatasetInd
                 places = " or ".join(_shown(f, root) + "/" for f in folders)
                 problems.append(f"{where}: {video_id}.mp4 is not in {places}")
                 continue
-            records.append(VideoRecord(video_id=video_id, path=str(video), split=split, label=-1, labels=labels))
+            records.append(VideoRecord(video_id=video_id, path=str(video), split=split, label=-1,
+                                       labels=tuple(sorted({c for c, _, _ in segments})), segments=segments))
     return DatasetIndex(classes=classes, records=records, problems=problems)

@@ -61,6 +61,13 @@ def test_index_official_tree(tree):
     for r in index.records:
         assert Path(r.path).is_absolute() and Path(r.path) == tree / "Charades_v1_480" / f"{r.video_id}.mp4"
         assert r.start is None and r.end is None and r.count is None
+    # every action's interval, in file order, repeats included: the clip labels come from them
+    assert [r.segments for r in index.records] == [
+        ((3, 11.9, 21.2), (1, 0.0, 12.6)),
+        ((4, 0.0, 10.0), (4, 20.0, 30.5), (0, 1.0, 2.0)),
+        (),
+        ((2, 4.2, 9.9),),
+    ]
 
 
 def test_annotation_folder_and_videos_at_the_root(tmp_path, write_video):
