@@ -21,15 +21,19 @@ def describe(setting) -> str:
     else:
         chosen = "last epoch, trained on all of train"
     changes = []
+    multi_label = setting.get("metric") == "map"  # Charades and its proxy: SEVERE runs them on SlowFast's code
     jitter = setting.clip.get("colour_jitter")
-    if jitter is None:
+    official_jitter = None if multi_label else SEVERE_COLOUR_JITTER
+    if jitter is None and official_jitter is not None:
         changes.append("no colour jitter")
-    elif list(jitter) != SEVERE_COLOUR_JITTER:
+    elif jitter is not None and list(jitter) != official_jitter:
         changes.append(f"colour jitter {list(jitter)}")
     if setting.get("batchnorm", "global") != "global":
         changes.append("per-worker BN")
-    if setting.get("metric") == "map" and setting.clip.get("labels", "frames") == "video":
+    if multi_label and setting.clip.get("labels", "frames") == "video":
         changes.append("video-level clip labels")
+    if multi_label and not setting.get("precise_bn_batches"):
+        changes.append("no precise BN")
     if not setting.get("strict_load", True):
         changes.append("non-strict checkpoint loading")
     return chosen + (f"; {', '.join(changes)}" if changes else "")

@@ -30,6 +30,8 @@ from tubelab.resources import per_worker_batch
 from tubelab.tracking import mlflow_runs
 from tubelab.tracking.predictions import log_predictions
 from tubelab.training import common, steps, tasks
+from tubelab.training.augment import finetune_colour_jitter
+from tubelab.training.precise_bn import update_bn_stats
 
 
 def load_pretrained(model: torch.nn.Module, uri: str, endpoint_url: str | None = None, strict: bool = True) -> str:
@@ -84,6 +86,21 @@ def evaluate(net: torch.nn.Module, dataset, task: str, num_classes: int, batch_s
     return {**tasks.scores(task, prediction, target, num_classes), "videos": float(len(target))}, per_video
 
 
+def precise_bn(net: torch.nn.Module, dataset, n: int, batch_size: int, device: torch.device, jitter, generator,
+               autocast_dtype: torch.dtype | None, memory_format: torch.memory_format) -> int:
+    """The BN statistics of `net` recomputed over `n` training batches as the training step sees them (colour
+    jitter included), before an evaluation (setting.precise_bn_batches; training.precise_bn)."""
+    def inputs():
+        for batch in dataset.iter_torch_batches(batch_size=batch_size):
+            clips = steps.to_model_input(batch["clip"][:, 0], device)
+            if jitter is not None:
+                clips = finetune_colour_jitter(clips, jitter, generator)
+            yield steps.normalize(clips).contiguous(memory_format=memory_format)
+
+    with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+        return update_bn_stats(net, inputs(), n)
+
+
 def finetune_loop(config: dict) -> None:
     cfg = OmegaConf.create(config["cfg"])
     s, task, num_classes = cfg.setting, config["task"], config["num_classes"]
@@ -136,7 +153,12 @@ def finetune_loop(config: dict) -> None:
                                                                    s.clip.max_failed_fraction),
                    **common.peak_memory_gb(device)}
         last = epoch + 1 == s.epochs
-        if rank == 0 and config["has_val"] and ((epoch + 1) % s.eval_every == 0 or last):
+        validate = config["has_val"] and ((epoch + 1) % s.eval_every == 0 or last)
+        if rank == 0 and s.precise_bn_batches and not linear and (validate or last):
+            metrics["precise_bn_batches"] = precise_bn(net, ray.train.get_dataset_shard("bn"), s.precise_bn_batches,
+                                                       per_worker, device, jitter, generator, autocast_dtype,
+                                                       memory_format)
+        if rank == 0 and validate:
             val, _ = evaluate(net, ray.train.get_dataset_shard("val"), task, num_classes, per_worker, device, class_map,
                               autocast_dtype, s.clip.aggregate)
             metrics.update({f"val_{k}": v for k, v in val.items()})
@@ -215,9 +237,17 @@ def run_finetune(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
                 "eval": data(s.eval_split, videos["test"], "eval")}
     if videos["val"]:
         datasets["val"] = data(s.train_split, videos["val"], "eval")
-    if len(videos["train"]) * s.clip.clips_per_video < s.batch_size:
+    clips = len(videos["train"]) * s.clip.clips_per_video
+    if clips < s.batch_size:
         raise ValueError(f"setting {s.id}: {len(videos['train'])} training videos cannot fill one step of "
                          f"setting.batch_size {s.batch_size} clips; lower setting.batch_size")
+    if s.precise_bn_batches and s.protocol == "finetune":  # the evaluating worker's own pass over train
+        per_worker = per_worker_batch(s.batch_size, cfg.resources.train_workers, "setting.batch_size")
+        if s.precise_bn_batches * per_worker > clips:
+            raise ValueError(f"setting {s.id}: setting.precise_bn_batches={s.precise_bn_batches} batches of "
+                             f"{per_worker} clips need {s.precise_bn_batches * per_worker} training clips, the "
+                             f"training split gives {clips} per epoch; lower setting.precise_bn_batches")
+        datasets["bn"] = data(s.train_split, videos["train"], "train")
     return common.fit(lambda: TorchTrainer(
         finetune_loop,
         train_loop_config=common.loop_config(cfg, run_id=run_id, task=task, num_classes=videos["num_classes"],

@@ -57,10 +57,13 @@ def test_prepare_stream_checkpoint_and_load_through_s3(s3_endpoint, tmp_path, mo
         assert uri.startswith(f"s3://{bucket}/e2e/checkpoints/s3-pretrain/")
         assert fs.exists(uri[len("s3://"):] + "/checkpoint.pt")
 
+        # precise BN (Charades' recipe): the evaluating worker's own pass over the training clips, from S3 too
         setting = finetune_config(cfg, "synthetic", ["setting.epochs=1", "setting.batch_size=8",
-                                                     "setting.clip.crop=40", "setting.clip.clips_per_video=1"])
+                                                     "setting.clip.crop=40", "setting.clip.clips_per_video=1",
+                                                     "setting.precise_bn_batches=2"])
         ft = run_finetune(OmegaConf.create({**setting, "checkpoint": uri}), name="s3-finetune")
         assert 0.0 <= ft.metrics["score"] == ft.metrics["test_top1"] <= 100.0 and ft.metrics["test_videos"] == 10
+        assert ft.metrics["precise_bn_batches"] == 2
         assert proxy.failed >= 10 and proxy.failed == proxy.requests // 7  # faults were injected, all retried
     finally:
         ray.shutdown()

@@ -19,6 +19,17 @@ def test_a_severe_setting_as_shipped_and_the_switches_away_from_it():
     assert protocol.describe(setting("proxy_ssv2")).endswith("; no colour jitter, per-worker BN")
 
 
+def test_charades_is_measured_against_slowfasts_recipe():
+    """SEVERE runs Charades on SlowFast's code: no colour jitter there, precise BN statistics, clip labels
+    from the frames; the description follows that recipe, not the action-recognition one."""
+    assert protocol.describe(setting("charades")) == "model selected on a 10 % validation split of train"
+    assert protocol.describe(setting("charades", "setting.clip.colour_jitter=[0.4,0.4,0.4,0.2]",
+                                     "setting.precise_bn_batches=0", "setting.clip.labels=video")) == (
+        "model selected on a 10 % validation split of train; colour jitter [0.4, 0.4, 0.4, 0.2], "
+        "video-level clip labels, no precise BN")
+    assert protocol.describe(setting("proxy_charades")).endswith("; per-worker BN, no precise BN")
+
+
 def test_a_caption_names_one_protocol_or_says_that_they_differ():
     same = protocol.describe(setting("ucf101"))
     assert protocol.caption([("ucf101", same), ("hmdb51", same)]) == f"Protocol: {same}."
