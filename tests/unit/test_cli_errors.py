@@ -5,6 +5,7 @@ the error (or the "already finished" line) it is about, and the tests assert tha
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -139,19 +140,29 @@ def test_a_pretraining_batch_of_one_clip_per_worker_fails_before_ray(tmp_path):
     assert_one_line_error(proc, "pretrain.batch_size=2 over 2 train workers leaves under 2 clips per worker")
 
 
-@pytest.mark.parametrize("command,fragment", [
-    (["pretrain", "pretrain.batchnorm=sync"], "pretrain.batchnorm='sync' is not valid; choose one of: global, shuffle"),
-    (["pretrain", "pretrain.colour_jitter.contrast_mode=mean"],
+@pytest.mark.parametrize("command,overrides,fragment", [
+    ("pretrain", ["pretrain.batchnorm=sync"], "pretrain.batchnorm='sync' is not valid; choose one of: global, shuffle"),
+    ("pretrain", ["pretrain.colour_jitter.contrast_mode=mean"],
      "pretrain.colour_jitter.contrast_mode='mean' is not valid; choose one of: multiply, about_mean"),
-    (["finetune", "setting.batchnorm=sync"], "setting.batchnorm='sync' is not valid; choose one of: global, local"),
-    (["finetune", "setting.clip.aggregate=avg"], "setting.clip.aggregate='avg' is not valid; choose one of: mean, max"),
-    (["sweep", "ablation=demo", "setting.clip.eval_crops=2"], "setting.clip.eval_crops=2 is not valid; choose one of: 1, 3"),
+    ("finetune", ["setting.batchnorm=sync"], "setting.batchnorm='sync' is not valid; choose one of: global, local"),
+    ("finetune", ["setting.clip.aggregate=avg"], "setting.clip.aggregate='avg' is not valid; choose one of: mean, max"),
+    ("finetune", ["setting.clip.eval_crops=2"], "setting.clip.eval_crops=2 is not valid; choose one of: 1, 3"),
+    ("finetune", ["setting.clip.labels=clip"], "setting.clip.labels='clip' is not valid; choose one of: frames, video"),
 ])
-def test_a_switch_with_an_unknown_value_fails_before_ray(command, fragment, tmp_path):
-    """The official-or-tubelab switches are enums: a value their code does not know is a one-line error,
-    not a failure inside a train worker minutes later."""
-    proc = run(*command, home=tmp_path / "home", cwd=tmp_path)
-    assert_one_line_error(proc, fragment)
+def test_a_switch_with_an_unknown_value_is_a_config_error(command, overrides, fragment):
+    """The official-or-tubelab switches are enums: a value their code does not know is found by the checks
+    that run before Ray (plan.validate_run, plan.validate_setting), not inside a train worker minutes later."""
+    from tubelab.config import ConfigError
+    from tubelab.experiments.plan import validate_run, validate_setting
+
+    cfg = config.load(command, overrides)
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        validate_run(cfg) if command == "pretrain" else validate_setting(cfg)
+
+
+def test_a_sweep_with_an_unknown_switch_value_is_one_line_before_ray(tmp_path):
+    proc = run("sweep", "ablation=demo", "setting.clip.eval_crops=2", home=tmp_path / "home", cwd=tmp_path)
+    assert_one_line_error(proc, "setting.clip.eval_crops=2 is not valid; choose one of: 1, 3")
     assert not runs_by_status(tmp_path / "home")
 
 
