@@ -212,9 +212,8 @@ class ClipDecoder:
         """One clip into `out`: `frames[positions]` cropped (random, resized, centred or spatial view `view`),
         maybe flipped."""
         height, width = frames.shape[1], frames.shape[2]
-        # `cropped`: the clip's frames, in order
-        in_order = bool(self.resized_crop or self.scales or self.short_side_jitter) if rng is not None \
-            else self.eval_short_side is not None
+        rescaling = (self.resized_crop or self.scales or self.short_side_jitter) if rng is not None else self.eval_short_side
+        in_order = rescaling is not None  # then `cropped` holds the clip's frames, in order
         if rng is not None and self.resized_crop:
             y, x, h, w = resized_crop_box(height, width, self.resized_crop, rng)
             cropped = resize(frames[positions, y:y + h, x:x + w], self.crop)

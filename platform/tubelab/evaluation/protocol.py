@@ -50,15 +50,26 @@ def from_tags(tags: dict[str, str]) -> list[tuple[str, str]]:
 
 
 def caption(protocols: Iterable[tuple[str, str]]) -> str:
-    """One line for a table from (setting id, describe(...)) pairs, one pair per run behind its cells."""
+    """One line for a table from (setting id, describe(...)) pairs, one pair per run behind its cells.
+
+    Settings may differ from their own official recipes in different ways (Charades runs on SlowFast's
+    code): under one model selection those are listed per setting. Cells are flagged "compare with care"
+    when the model selection differs, or when one setting's runs differ among themselves."""
     by_protocol: dict[str, list[str]] = {}
+    by_setting: dict[str, set[str]] = {}
     for setting_id, text in protocols:
         ids = by_protocol.setdefault(text, [])
         if setting_id not in ids:
             ids.append(setting_id)
+        by_setting.setdefault(setting_id, set()).add(text)
     if not by_protocol:
         return "Protocol: not recorded (runs made before tubelab tagged it)."
     if len(by_protocol) == 1:
         return f"Protocol: {next(iter(by_protocol))}."
+    selections = {text.split("; ", 1)[0] for text in by_protocol}
+    if len(selections) == 1 and all(len(texts) == 1 for texts in by_setting.values()):
+        return f"Protocol: {selections.pop()}; " + " | ".join(
+            f"{', '.join(ids)}: {text.split('; ', 1)[1] if '; ' in text else 'as official'}"
+            for text, ids in by_protocol.items()) + "."
     return "Protocols differ between cells, compare with care: " + " | ".join(
         f"{', '.join(ids)}: {text}" for text, ids in by_protocol.items()) + "."

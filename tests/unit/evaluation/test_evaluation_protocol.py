@@ -38,5 +38,13 @@ def test_a_caption_names_one_protocol_or_says_that_they_differ():
     assert mixed.startswith("Protocols differ between cells") and f"ucf101, gym99: {same}" in mixed
     assert f"hmdb51: {last}" in mixed
     assert "not recorded" in protocol.caption([])
+    # one model selection, settings that differ from their own official recipes in different ways: no warning
+    charades = protocol.describe(setting("charades", "setting.precise_bn_batches=0"))
+    assert protocol.caption([("ucf101", same), ("charades", charades), ("hmdb51", same)]) == (
+        "Protocol: model selected on a 10 % validation split of train; ucf101, hmdb51: as official | "
+        "charades: no precise BN.")
+    # one setting's runs under two protocols (a sweep column) is flagged even with one model selection
+    jitterless = protocol.describe(setting("ucf101", "setting.clip.colour_jitter=null"))
+    assert protocol.caption([("ucf101", same), ("ucf101", jitterless)]).startswith("Protocols differ between cells")
     tags = protocol.as_tags({"ucf101": same, "hmdb51": last})
     assert sorted(protocol.from_tags({**tags, "other": "x"})) == [("hmdb51", last), ("ucf101", same)]
