@@ -161,6 +161,13 @@ def prepare(cfg, progress: bool = True) -> tuple[dict, str]:
     return manifest, out
 
 
+def _format_of(url: str, endpoint: str | None) -> str | None:
+    try:
+        return shards.read_manifest(url, endpoint, check_format=False).get("format")
+    except shards.ManifestError:
+        return None
+
+
 def ensure_shards(cfg, name: str, card_overrides: list[str] = ()) -> str:
     """Shard URL of dataset `name` under cfg.storage; the built-in synthetic data is generated when missing.
 
@@ -175,12 +182,22 @@ def ensure_shards(cfg, name: str, card_overrides: list[str] = ()) -> str:
         prep.storage, prep.home, prep.resources = cfg.storage, cfg.home, cfg.resources
         if "dataset" in cfg and cfg.dataset.name == name:
             prep.dataset = cfg.dataset  # with the caller's overrides (e.g. a smaller generator)
+    endpoint = cfg.storage.get("endpoint_url")
     try:
-        check_same_card(shards.read_manifest(url, cfg.storage.get("endpoint_url")), prep.dataset, url)
+        check_same_card(shards.read_manifest(url, endpoint), prep.dataset, url)
         return url
     except shards.ManifestError:
         if "generator" not in prep.dataset:
             raise
-    print(f"preparing the {name} dataset shards at {url} (first use)")
+    old = _format_of(url, endpoint)
+    if old not in (None, shards.FORMAT):
+        # generated data rebuilds identically from its generator: without the manifest the folder is an
+        # incomplete prepare, and every shard (its key names the format) is encoded again
+        print(f"rebuilding the {name} dataset shards at {url}: they are in format {old!r}, this tubelab reads "
+              f"{shards.FORMAT!r} (generated data: the same videos again)")
+        fs, root = storage.filesystem(url, endpoint)
+        fs.rm(f"{root}/{shards.MANIFEST}")
+    else:
+        print(f"preparing the {name} dataset shards at {url} (first use)")
     prepare(prep)
     return url

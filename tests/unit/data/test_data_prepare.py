@@ -141,3 +141,25 @@ def test_ensure_shards_generates_only_datasets_with_a_generator(project, tmp_pat
     assert url == str(home / "shards" / "realset") and manifest["dataset"] == "realset"
     assert manifest["classes"] == ["MoveLeft", "Spin"] and manifest["splits"]["train"]["videos"] == 2
     assert ensure_shards(cfg, "realset") == url  # now that the shards exist
+
+
+def test_generated_shards_in_an_older_format_are_rebuilt_and_real_ones_refused(project, tmp_path, capsys):
+    """A shard format bump (e.g. 4 -> 5, Charades' intervals) must not stop `make demo` in an existing home: the
+    built-in data comes from its generator and is rebuilt; prepared real data still says how to rebuild it."""
+    cfg = config.load("prepare", ["dataset=tinysynth"])
+    url = ensure_shards(cfg, "tinysynth")
+    manifest_path = Path(url) / "manifest.json"
+    old = {**json.loads(manifest_path.read_text()), "format": "tubelab-shards/4"}
+    manifest_path.write_text(json.dumps(old))
+    assert ensure_shards(cfg, "tinysynth") == url
+    assert "rebuilding the tinysynth dataset shards" in capsys.readouterr().out
+    manifest = shards.read_manifest(url)
+    assert manifest["format"] == shards.FORMAT and manifest["splits"] == old["splits"]  # the same videos
+    # (real older shards are encoded again: each shard's key names the format; these are current, so reused)
+
+    real_url = prepare(config.load("prepare", ["dataset=realset", f"source={Path(cfg.home) / 'raw' / 'tinysynth'}"]),
+                       progress=False)[1]
+    real_manifest = Path(real_url) / "manifest.json"
+    real_manifest.write_text(json.dumps({**json.loads(real_manifest.read_text()), "format": "tubelab-shards/4"}))
+    with pytest.raises(shards.ManifestError, match="delete that folder and run `tubelab prepare` again"):
+        ensure_shards(cfg, "realset")
