@@ -187,7 +187,7 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
         # randomise each epoch without an all-to-all shuffle of the video bytes.
         ds = ds.randomize_block_order(seed=seed if deterministic else None)
     multi_label = manifest["task"] == "multi_label"
-    frame_labels = multi_label and clip.get("labels", "video") == "frames"
+    frame_labels = multi_label and clip.get("labels", "frames") == "frames"
     if frame_labels and not manifest.get("action_intervals"):
         raise ValueError(f"clip.labels=frames labels each clip with the actions of its frames, but the shards of "
                          f"{dataset_name!r} hold no action intervals; use clip.labels=video")

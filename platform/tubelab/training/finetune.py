@@ -30,7 +30,6 @@ from tubelab.resources import per_worker_batch
 from tubelab.tracking import mlflow_runs
 from tubelab.tracking.predictions import log_predictions
 from tubelab.training import common, steps, tasks
-from tubelab.training.augment import finetune_colour_jitter
 from tubelab.training.precise_bn import update_bn_stats
 
 
@@ -92,10 +91,8 @@ def precise_bn(net: torch.nn.Module, dataset, n: int, batch_size: int, device: t
     jitter included), before an evaluation (setting.precise_bn_batches; training.precise_bn)."""
     def inputs():
         for batch in dataset.iter_torch_batches(batch_size=batch_size):
-            clips = steps.to_model_input(batch["clip"][:, 0], device)
-            if jitter is not None:
-                clips = finetune_colour_jitter(clips, jitter, generator)
-            yield steps.normalize(clips).contiguous(memory_format=memory_format)
+            yield steps.finetune_input(steps.to_model_input(batch["clip"][:, 0], device), jitter, generator,
+                                       memory_format)
 
     with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
         return update_bn_stats(net, inputs(), n)

@@ -52,6 +52,15 @@ def pretrain_step(model, optimizer: torch.optim.Optimizer, query: torch.Tensor, 
     return loss.detach(), stats
 
 
+def finetune_input(clips: torch.Tensor, jitter, generator: torch.Generator | None,
+                   memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """uint8 (B, 3, T, H, W) training clips -> the model's input: SEVERE's colour jitter (`jitter`: strengths,
+    None: none), normalised, in `memory_format`. The training step and precise BN see the same inputs."""
+    if jitter is not None:
+        clips = finetune_colour_jitter(clips, jitter, generator)
+    return normalize(clips).contiguous(memory_format=memory_format)
+
+
 def finetune_step(model, optimizer: torch.optim.Optimizer, clips: torch.Tensor, target: torch.Tensor, task: str, *,
                   autocast_dtype: torch.dtype | None = None,
                   memory_format: torch.memory_format = torch.contiguous_format,
@@ -59,9 +68,7 @@ def finetune_step(model, optimizer: torch.optim.Optimizer, clips: torch.Tensor, 
     """One supervised step: uint8 (B, 3, T, H, W) clips on the device and their targets -> colour jitter
     (`jitter`: SEVERE's (brightness, contrast, saturation, hue) strengths, drawn from `generator`; None: none),
     normalise, forward under autocast, the task's loss in fp32, backward, optimiser step; returns the loss."""
-    if jitter is not None:
-        clips = finetune_colour_jitter(clips, jitter, generator)
-    x = normalize(clips).contiguous(memory_format=memory_format)
+    x = finetune_input(clips, jitter, generator, memory_format)
     with torch.autocast(x.device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
         output = model(x)
     loss = tasks.loss(task, output.float(), target)
