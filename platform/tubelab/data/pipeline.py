@@ -10,6 +10,7 @@ from ray.data.expressions import col
 
 from tubelab.data import shards, storage
 from tubelab.data.decode import ClipDecoder
+from tubelab.data.spans import SpanDecoder
 from tubelab.resources import placement
 
 # Decoded clips are raw pixels, far larger than their mp4 bytes. With Ray Data's default 128 MiB target
@@ -24,7 +25,8 @@ VIDEOS_PER_BLOCK = 8
 # field.
 OUTPUT_BLOCKS_BUFFERED = 16
 # The shard columns a decode actor reads.
-DECODE_COLUMNS = ["video_id", "label", "labels", "segments", "count", "num_frames", "fps", "sha256", "video"]
+DECODE_COLUMNS = ["video_id", "label", "labels", "segments", "count", "cycles", "num_frames", "fps", "sha256",
+                  "video"]
 
 
 _data_context_configured = False
@@ -209,3 +211,37 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
         resources=placement(res, "decode") or None,  # the decode-node marker (resources.*), if any
     )
     return ds, manifest
+
+
+def span_dataset(cfg, dataset_name: str, split: str, counting, *, size: int, mode: str, seed: int,
+                 video_ids: list[str] | None = None, failures=None, epochs=None,
+                 deterministic: bool = False) -> ray.data.Dataset:
+    """The counting model's rows of one split (data.spans.SpanDecoder): `counting.subclips` random sub-clips
+    of at most `counting.sample_duration` frames per training video; each evaluation video's annotated span,
+    padded to the split's longest video."""
+    url = shard_url(cfg, dataset_name)
+    manifest = shards.read_manifest(url, cfg.storage.get("endpoint_url"))
+    paths = shards.shard_paths(manifest, url, split)
+    if not manifest.get("cycle_bounds"):
+        raise ValueError(f"setting.counting.method=context trains on the repetitions' boundaries, but the shards "
+                         f"of {dataset_name!r} hold none (prepare them from the official annotations or a CSV "
+                         f"with a cycles column, datasets/README.md); or use setting.counting.method=clip")
+    ds = _read_rows(cfg, url, paths)
+    if video_ids is not None:
+        ds = ds.filter(expr=col("video_id").is_in(list(video_ids)))
+    ds = ds.repartition(target_num_rows_per_block=VIDEOS_PER_BLOCK)
+    if mode == "train":
+        ds = ds.randomize_block_order(seed=seed if deterministic else None)
+    res = cfg.resources
+    max_frames = counting.sample_duration if mode == "train" else manifest["splits"][split]["max_frames"]
+    return ds.map_batches(
+        SpanDecoder,
+        fn_constructor_kwargs=dict(size=size, max_frames=max_frames, mode=mode, seed=seed,
+                                   rows_per_video=counting.subclips, flip=counting.flip, backend="decord",
+                                   failures=failures, epochs=epochs),
+        batch_size=2,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=res.decode_actors),
+        num_cpus=res.cpus_per_decode_actor,
+        resources=placement(res, "decode") or None,
+    )

@@ -14,6 +14,7 @@ class VideoRecord:
     labels: tuple[int, ...] = ()    # multi-label class indices (Charades); () for single-label data
     segments: tuple[tuple[int, float, float], ...] = ()  # multi-label: (class, start s, end s) of each action
     count: float | None = None      # repetition count (UCFRep-style counting)
+    cycles: tuple[float, ...] = ()  # counting: the repetitions' boundaries, seconds from the video's start
     start: float | None = None      # seconds: the segment to keep (None = from the start)
     end: float | None = None        # seconds (None = to the end)
 

@@ -27,7 +27,7 @@ from tubelab.data.records import DatasetIndex, VideoRecord
 
 MANIFEST = "manifest.json"
 REPORT = "prepare_report.json"
-FORMAT = "tubelab-shards/5"  # bump when the shard encoding changes: older shards are then rejected
+FORMAT = "tubelab-shards/6"  # bump when the shard encoding changes: older shards are then rejected
 KEY_METADATA = b"tubelab.shard_key"
 SEGMENT = pa.struct([("label", pa.int32()), ("start", pa.float64()), ("end", pa.float64())])
 SCHEMA = pa.schema([
@@ -36,6 +36,7 @@ SCHEMA = pa.schema([
     ("labels", pa.list_(pa.int32())),    # multi-label classes (Charades), [] otherwise
     ("segments", pa.list_(SEGMENT)),     # multi-label: each action's class and seconds in this video, [] otherwise
     ("count", pa.float32()),             # repetition count, null otherwise
+    ("cycles", pa.list_(pa.float64())),  # counting: the repetitions' boundaries, seconds in this video, [] otherwise
     ("split", pa.string()),
     ("num_frames", pa.int32()),
     ("fps", pa.float32()),
@@ -45,7 +46,7 @@ SCHEMA = pa.schema([
     ("source_sha256", pa.string()),      # of the source file: identifies the data (x264 output varies by CPU)
     ("video", pa.binary()),
 ])
-SUMMARY_COLUMNS = ["video_id", "label", "labels", "segments", "count", "num_frames", "source_sha256"]
+SUMMARY_COLUMNS = ["video_id", "label", "labels", "segments", "count", "cycles", "num_frames", "source_sha256"]
 
 
 class ManifestError(ValueError):
@@ -111,7 +112,7 @@ def encode_shard(plan: ShardPlan, encode: dict) -> tuple[pa.Table, list[str]]:
         offset = r.start or 0.0  # the shard holds the record's segment from its start: times move with it
         segments = [{"label": c, "start": start - offset, "end": end - offset} for c, start, end in r.segments]
         values = {"video_id": r.video_id, "label": r.label, "labels": list(r.labels), "segments": segments,
-                  "count": r.count,
+                  "count": r.count, "cycles": [t - offset for t in r.cycles],
                   "split": r.split, "num_frames": v.num_frames, "fps": v.fps, "width": v.width, "height": v.height,
                   "sha256": hashlib.sha256(v.data).hexdigest(), "source_sha256": hashlib.sha256(source).hexdigest(),
                   "video": v.data}
@@ -168,9 +169,10 @@ def content_hash(encode: dict, shard_rows: dict[str, list[dict]]) -> str:
     h = hashlib.sha256(json.dumps([FORMAT, encode], sort_keys=True).encode())
     for shard in sorted(shard_rows):
         for row in shard_rows[shard]:
-            segments = f"\t{row['segments']}" if row.get("segments") else ""  # only datasets that have them
+            # intervals and cycles only for datasets that have them
+            extra = "".join(f"\t{row[k]}" for k in ("segments", "cycles") if row.get(k))
             h.update(f"{shard}\t{row['video_id']}\t{row['label']}\t{row['labels']}\t{row['count']}\t"
-                     f"{row['source_sha256']}{segments}\n".encode())
+                     f"{row['source_sha256']}{extra}\n".encode())
     return h.hexdigest()
 
 
@@ -178,7 +180,7 @@ def make_manifest(dataset: str, index: DatasetIndex, encode: dict, summaries: li
     splits: dict[str, dict] = {}
     for s in sorted(summaries, key=lambda s: s["name"]):
         split = splits.setdefault(s["split"], {"videos": 0, "shards": [], "per_class": [0] * len(index.classes),
-                                               "min_frames": None})
+                                               "min_frames": None, "max_frames": None})
         if not s["rows"]:
             continue  # every video of this shard failed: the shard file holds no rows and is not listed
         split["shards"].append(s["name"])
@@ -186,13 +188,15 @@ def make_manifest(dataset: str, index: DatasetIndex, encode: dict, summaries: li
         for row in s["rows"]:
             for c in (row["labels"] or ([row["label"]] if row["label"] >= 0 else [])):
                 split["per_class"][c] += 1
-        shortest = min(row["num_frames"] for row in s["rows"])
+        shortest, longest = (f(row["num_frames"] for row in s["rows"]) for f in (min, max))
         split["min_frames"] = shortest if split["min_frames"] is None else min(split["min_frames"], shortest)
+        split["max_frames"] = longest if split["max_frames"] is None else max(split["max_frames"], longest)
     return {
         "format": FORMAT,
         "dataset": dataset,
         "task": task_of(index),
         "action_intervals": any(r.segments for r in index.records),  # clip labels can come from the frames
+        "cycle_bounds": bool(index.records) and all(r.cycles for r in index.records),  # the counting model's data
         "classes": index.classes,
         "splits": splits,
         "encode": dict(encode),

@@ -168,7 +168,8 @@ def oscillate(rng, t, count, width, height, radius, min_cycle_frames=6):
     |sin| profile with a small sideways drift. The repetitions fill a random part of the clip (at least
     55%, and at least `min_cycle_frames` frames a repetition) starting at a random onset, and the tempo
     varies smoothly within the clip by up to +-20%, so neither the period nor the phase gives the count
-    away. The object stands still before the onset and after the last repetition.
+    away. The object stands still before the onset and after the last repetition. params["cycles"]: the
+    count + 1 repetition boundaries, as fractions of the clip (t), where the object is back at rest.
     """
     frames = len(t) - 1
     if count * min_cycle_frames > frames:
@@ -178,7 +179,14 @@ def oscillate(rng, t, count, width, height, radius, min_cycle_frames=6):
     onset = rng.uniform(0, 1 - active)
     tau = segment_time(t, onset, onset + active)
     tempo, harmonics = rng.uniform(-0.2, 0.2), rng.integers(1, 3)
-    tau = tau - tempo * np.sin(2 * np.pi * harmonics * tau) / (2 * np.pi * harmonics)  # monotone, 0 -> 1
+
+    def warp(x):  # monotone, 0 -> 1: the tempo varies within the clip
+        return x - tempo * np.sin(2 * np.pi * harmonics * x) / (2 * np.pi * harmonics)
+
+    tau = warp(tau)
+    # repetition k ends where count * tau = k: invert the warp on a fine grid (it is strictly increasing)
+    grid = np.linspace(0, 1, 20001)
+    bounds = onset + active * np.interp(np.arange(count + 1) / count, warp(grid), grid)
     kind = str(rng.choice(OSCILLATIONS))
     if kind == "swing":
         a = rng.uniform(0, 2 * np.pi)
@@ -190,5 +198,5 @@ def oscillate(rng, t, count, width, height, radius, min_cycle_frames=6):
         xy = np.stack([rng.uniform(-0.05, 0.05) * (width - 2 * radius) * tau, y], 1)
     params = {"kind": kind, "count": int(count), "onset": round(float(onset), 4),
               "active": round(float(active), 4), "amplitude": round(float(amplitude), 2),
-              "tempo": round(float(tempo), 4)}
+              "tempo": round(float(tempo), 4), "cycles": [round(float(b), 6) for b in bounds]}
     return xy, np.zeros_like(t), np.ones_like(t), params

@@ -8,7 +8,7 @@ factors. Each has a small generated stand-in here (see datasets/synthetic.md):
 - actions -> kind="fine":  fine-grained classes (speed bands, headings 20 degrees apart, orbit radius /
              rate), UCF101 layout, read by the ucf101 indexer
 - tasks   -> kind="count": an object repeating a swing or a bounce `count` times, UCFRep CSV layout
-             (ucfrep.csv: video,count,split), read by the ucfrep indexer
+             (ucfrep.csv: video,count,split,cycles), read by the ucfrep indexer
              kind="multi": 1-3 objects each doing one motion class during part of the clip, Charades
              layout (Charades_v1_{train,test}.csv, Charades_v1_classes.txt, Charades_v1_480/<id>.mp4)
 
@@ -137,7 +137,8 @@ def generate_fine(out_dir, *, train_per_class=24, test_per_class=8, num_frames=4
 def generate_count(out_dir, *, train=240, test=80, min_count=2, max_count=8, num_frames=64, fps=16, width=160,
                    height=120, seed=0, style="default", min_cycle_frames=6, progress=True):
     """Repetition counting in the UCFRep CSV layout: <root>/videos/{train,test}_NNNN.mp4 and
-    <root>/ucfrep.csv ("video,count,split"); each clip's count is drawn uniformly from min_count..max_count."""
+    <root>/ucfrep.csv ("video,count,split,cycles": cycles = the count + 1 repetition boundaries in seconds);
+    each clip's count is drawn uniformly from min_count..max_count."""
     check_video(style, num_frames, width, height)
     check_counts(train=train, test=test, fps=fps, min_count=min_count, max_count=max_count,
                  min_cycle_frames=min_cycle_frames)
@@ -148,11 +149,14 @@ def generate_count(out_dir, *, train=240, test=80, min_count=2, max_count=8, num
                          f"num_frames >= {max_count * min_cycle_frames + 1}; got {num_frames}")
     params = dict(kind="count", train=train, test=test, min_count=min_count, max_count=max_count,
                   num_frames=num_frames, fps=fps, width=width, height=height, seed=seed, style=style,
-                  min_cycle_frames=min_cycle_frames)
+                  min_cycle_frames=min_cycle_frames, cycles=True)
     root = Path(out_dir)
+    done = root / "DONE"
+    if done.exists() and json.loads(done.read_text()) == {k: v for k, v in params.items() if k != "cycles"}:
+        done.unlink()  # an older tubelab's set: the same videos, but a CSV without the cycle boundaries
     if check_done(root, params):
         return root
-    rows, meta_lines = ["video,count,split"], []
+    rows, meta_lines = ["video,count,split,cycles"], []
     for split, i in tqdm(_clips(train, test), desc=f"synthetic count -> {root}", unit="video", disable=not progress):
         rng = _rng(seed, "count", _SPLITS[split], i)
         count = int(rng.integers(min_count, max_count + 1))
@@ -160,7 +164,8 @@ def generate_count(out_dir, *, train=240, test=80, min_count=2, max_count=8, num
                                     min_cycle_frames=min_cycle_frames)
         rel = f"videos/{split}_{i + 1:04d}.mp4"
         write_clip(root, rel, frames, fps)
-        rows.append(f"{rel},{count},{split}")
+        seconds = " ".join(f"{b * (num_frames - 1) / fps:.4f}" for b in meta["motion"]["cycles"])  # frame i: i/fps
+        rows.append(f"{rel},{count},{split},{seconds}")
         drawn = {k: v for k, v in meta.items() if k not in ("center", "size", "angle")}
         meta_lines.append(json.dumps({"path": rel, "split": split, **drawn,
                                       "size": round(float(meta["size"].mean()), 2)}))

@@ -52,8 +52,9 @@ def test_manifest(built, index):
     assert manifest["card"] == {"name": "tiny", "encode": ENCODE, "shard_max_videos": 4}
     assert manifest["splits"] == {
         "train": {"videos": 9, "shards": ["train-00000.parquet", "train-00001.parquet", "train-00002.parquet"],
-                  "per_class": [TRAIN] * 3, "min_frames": FRAMES},
-        "test": {"videos": 3, "shards": ["test-00000.parquet"], "per_class": [TEST] * 3, "min_frames": FRAMES},
+                  "per_class": [TRAIN] * 3, "min_frames": FRAMES, "max_frames": FRAMES},
+        "test": {"videos": 3, "shards": ["test-00000.parquet"], "per_class": [TEST] * 3, "min_frames": FRAMES,
+                 "max_frames": FRAMES},
     }
     assert re.fullmatch(r"[0-9a-f]{64}", manifest["content_hash"])
     assert json.loads((url / "manifest.json").read_text()) == manifest == read_manifest(str(url))
@@ -115,9 +116,9 @@ def test_content_hash_identifies_the_data(built, index, tmp_path):
     assert write(index, tmp_path / "crf", encode={**ENCODE, "crf": 30})["content_hash"] != manifest["content_hash"]
 
 
-def row(video_id, label, sha, labels=(), count=None, segments=()):
+def row(video_id, label, sha, labels=(), count=None, segments=(), cycles=()):
     return {"video_id": video_id, "label": label, "labels": list(labels), "count": count, "source_sha256": sha,
-            "segments": list(segments)}
+            "segments": list(segments), "cycles": list(cycles)}
 
 
 def test_content_hash_function():
@@ -132,6 +133,9 @@ def test_content_hash_function():
     with_interval = content_hash(ENCODE, {"train-00000.parquet": [row("a/1.mp4", -1, "aa", [3], segments=moved)]})
     moved[0]["end"] = 2.5
     assert with_interval != content_hash(ENCODE, {"train-00000.parquet": [row("a/1.mp4", -1, "aa", [3], segments=moved)]})
+    counted = content_hash(ENCODE, {"train-00000.parquet": [row("a/1.mp4", -1, "aa", count=2.0, cycles=[0, 1, 2])]})
+    assert counted != content_hash(ENCODE, {"train-00000.parquet": [row("a/1.mp4", -1, "aa", count=2.0,
+                                                                        cycles=[0, 1, 2.5])]})
     assert h != content_hash(ENCODE, {"train-00001.parquet": rows["train-00000.parquet"]})
     assert h != content_hash(ENCODE, {"train-00000.parquet": rows["train-00000.parquet"][::-1]})
 
@@ -148,6 +152,19 @@ def test_action_intervals_reach_the_shards_relative_to_the_kept_segment(index, t
     assert rows[a.video_id]["segments"] == [{"label": 2, "start": 0.25, "end": 0.5}, {"label": 0, "start": 0.0, "end": 0.9}]
     assert rows[b.video_id]["segments"] == [{"label": 1, "start": 0.25, "end": 0.5}]
     assert write(DatasetIndex(index.classes, [a, b]), tmp_path / "single")["action_intervals"] is False
+
+
+def test_cycle_bounds_reach_the_shards_relative_to_the_kept_segment(index, tmp_path):
+    a, b = index.records[:2]
+    records = [dataclasses.replace(a, label=-1, count=2.0, cycles=(0.1, 0.4, 0.8)),
+               dataclasses.replace(b, label=-1, count=2.0, cycles=(0.3, 0.5, 0.9), start=0.25, end=None)]
+    manifest = write(DatasetIndex([], records), tmp_path / "count")
+    assert manifest["task"] == "count" and manifest["cycle_bounds"] is True
+    rows = {r["video_id"]: r for t in tables(manifest, tmp_path / "count", a.split) for r in t.to_pylist()}
+    assert rows[a.video_id]["cycles"] == [0.1, 0.4, 0.8]
+    assert rows[b.video_id]["cycles"] == pytest.approx([0.05, 0.25, 0.65])
+    records[1] = dataclasses.replace(records[1], cycles=())  # one video without: the counting model cannot train
+    assert write(DatasetIndex([], records), tmp_path / "some")["cycle_bounds"] is False
 
 
 def test_read_manifest_missing(tmp_path):

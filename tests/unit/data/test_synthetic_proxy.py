@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from tubelab.data.indexers import INDEXERS
 from tubelab.data.synthetic import CLASSES, FINE_CLASSES, generate, render_video
-from tubelab.data.synthetic_motions import FINE_HEADING_JITTER, FINE_LENGTHS, FINE_RADII, FINE_TURNS
+from tubelab.data.synthetic_motions import FINE_HEADING_JITTER, FINE_LENGTHS, FINE_RADII, FINE_TURNS, oscillate
 from tubelab.data.synthetic_proxy import render_count, render_multi
 from tubelab.data.synthetic_render import STYLES
 
@@ -92,6 +92,32 @@ def test_count_labels_in_csv(built):
     for r in index.records:
         assert r.label == -1 and r.count == meta[r.video_id]["count"] == meta[r.video_id]["motion"]["count"]
         assert 2 <= r.count <= 3 and r.start is None and r.split == meta[r.video_id]["split"]
+        # the boundaries, in seconds (frame i at i / fps), as the generator drew them
+        done = json.loads((Path(root) / "DONE").read_text())
+        seconds = [b * (done["num_frames"] - 1) / done["fps"] for b in meta[r.video_id]["motion"]["cycles"]]
+        assert len(r.cycles) == r.count + 1 and r.cycles == pytest.approx(seconds, abs=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_count_cycle_boundaries_are_where_the_object_is_back_at_rest(seed):
+    """Sampled finely, the object is at its rest position at every boundary and farthest from it mid-cycle."""
+    rng = np.random.default_rng(seed)
+    count = int(rng.integers(2, 9))
+    t = np.linspace(0, 1, 4001)
+    xy, _, _, motion = oscillate(rng, t, count, 160, 120, 10.0)
+    bounds = np.array(motion["cycles"])
+    assert len(bounds) == count + 1 and np.all(np.diff(bounds) > 0)
+    assert bounds[0] == pytest.approx(motion["onset"], abs=1e-4)
+    assert bounds[-1] == pytest.approx(motion["onset"] + motion["active"], abs=1e-4)
+    rest = xy[0]
+    away = np.linalg.norm(xy - rest, axis=1)
+    peak = away.max()
+    drift = 0.05 * 160 if motion["kind"] == "bounce" else 0  # the bounce drifts sideways by up to 5 % of the width
+    at = lambda times: np.stack([np.interp(times, t, xy[:, k]) for k in range(2)], 1)  # noqa: E731
+    bound_xy, mid_xy = at(bounds), at((bounds[1:] + bounds[:-1]) / 2)
+    assert (np.abs(bound_xy[:, 1] - rest[1]) < 0.01 * peak + 1e-6).all()  # vertical: back at rest
+    assert (np.linalg.norm(bound_xy - rest, axis=1) < 0.01 * peak + drift).all()
+    assert (np.linalg.norm(mid_xy - rest, axis=1) > 0.95 * peak - drift).all()
 
 
 def test_multi_labels_in_csv(built):
@@ -281,6 +307,18 @@ def test_multi_objects_do_their_class():
             assert check.get(o["class"], np.ptp(o["center"], 0).max() > 3), o["class"]
         assert len({o["class"] for o in meta["objects"]}) == len(meta["objects"])
     assert seen == set(CLASSES)
+
+
+def test_an_older_count_set_gets_its_cycle_boundaries(built, tmp_path):
+    """A counting set an older tubelab made (DONE without `cycles`, CSV without the column) is written again."""
+    card, _, _ = built["synthetic_count"]
+    root = generate(tmp_path / "count", **{**_small(card), "train": 2, "test": 1})
+    csv = (root / "ucfrep.csv").read_text()
+    done = json.loads((root / "DONE").read_text())
+    (root / "DONE").write_text(json.dumps({k: v for k, v in done.items() if k != "cycles"}))
+    (root / "ucfrep.csv").write_text("\n".join(",".join(line.split(",")[:3]) for line in csv.splitlines()) + "\n")
+    assert generate(root, **{**_small(card), "train": 2, "test": 1}) == root
+    assert (root / "ucfrep.csv").read_text() == csv and json.loads((root / "DONE").read_text()) == done
 
 
 def test_done_marker_reuse_and_mismatch(built, tmp_path):

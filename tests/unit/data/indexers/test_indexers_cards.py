@@ -20,7 +20,7 @@ CARDS = {  # card -> (format, index options)
     "fx_s1": ("finegym", {"subset": "fx_s1"}),
     "ub_s1": ("finegym", {"subset": "ub_s1"}),
     "charades": ("charades", {}),
-    "ucfrep": ("ucfrep", {"annotations": "ucfrep.csv"}),
+    "ucfrep": ("ucfrep", {"annotations": "annotations", "videos": "UCF-101", "first_frame": 1}),
 }
 
 
