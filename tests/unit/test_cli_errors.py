@@ -148,6 +148,8 @@ def test_a_pretraining_batch_of_one_clip_per_worker_fails_before_ray(tmp_path):
     ("finetune", ["setting.clip.aggregate=avg"], "setting.clip.aggregate='avg' is not valid; choose one of: mean, max"),
     ("finetune", ["setting.clip.eval_crops=2"], "setting.clip.eval_crops=2 is not valid; choose one of: 1, 3"),
     ("finetune", ["setting.clip.labels=clip"], "setting.clip.labels='clip' is not valid; choose one of: frames, video"),
+    ("finetune", ["setting.counting.method=density"],
+     "setting.counting.method='density' is not valid; choose one of: context, clip"),
 ])
 def test_a_switch_with_an_unknown_value_is_a_config_error(command, overrides, fragment):
     """The official-or-tubelab switches are enums: a value their code does not know is found by the checks

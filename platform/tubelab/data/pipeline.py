@@ -213,12 +213,12 @@ def clip_dataset(cfg, dataset_name: str, split: str, clip, *, mode: str, clips_p
     return ds, manifest
 
 
-def span_dataset(cfg, dataset_name: str, split: str, counting, *, size: int, mode: str, seed: int,
-                 video_ids: list[str] | None = None, failures=None, epochs=None,
+def span_dataset(cfg, dataset_name: str, split: str, counting, *, size: int, flip: bool, backend: str, mode: str,
+                 seed: int, video_ids: list[str] | None = None, failures=None, epochs=None,
                  deterministic: bool = False) -> ray.data.Dataset:
     """The counting model's rows of one split (data.spans.SpanDecoder): `counting.subclips` random sub-clips
-    of at most `counting.sample_duration` frames per training video; each evaluation video's annotated span,
-    padded to the split's longest video."""
+    of at most `counting.sample_duration` frames per training video (flipped with p = 0.5 if `flip`); each
+    evaluation video's annotated span, padded to the split's longest video; frames letterboxed to `size`."""
     url = shard_url(cfg, dataset_name)
     manifest = shards.read_manifest(url, cfg.storage.get("endpoint_url"))
     paths = shards.shard_paths(manifest, url, split)
@@ -237,7 +237,7 @@ def span_dataset(cfg, dataset_name: str, split: str, counting, *, size: int, mod
     return ds.map_batches(
         SpanDecoder,
         fn_constructor_kwargs=dict(size=size, max_frames=max_frames, mode=mode, seed=seed,
-                                   rows_per_video=counting.subclips, flip=counting.flip, backend="decord",
+                                   rows_per_video=counting.subclips, flip=flip, backend=backend,
                                    failures=failures, epochs=epochs),
         batch_size=2,
         batch_format="numpy",

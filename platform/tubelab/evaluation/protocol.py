@@ -22,8 +22,9 @@ def describe(setting) -> str:
         chosen = "last epoch, trained on all of train"
     changes = []
     multi_label = setting.get("metric") == "map"  # Charades and its proxy: SEVERE runs them on SlowFast's code
+    counting = setting.get("metric") in ("repetition_error", "obo")  # UCF-RC: on Zhang et al.'s counting code
     jitter = setting.clip.get("colour_jitter")
-    official_jitter = None if multi_label else SEVERE_COLOUR_JITTER
+    official_jitter = None if multi_label or counting else SEVERE_COLOUR_JITTER
     if jitter is None and official_jitter is not None:
         changes.append("no colour jitter")
     elif jitter is not None and list(jitter) != official_jitter:
@@ -34,6 +35,8 @@ def describe(setting) -> str:
         changes.append("video-level clip labels")
     if multi_label and not setting.get("precise_bn_batches"):
         changes.append("no precise BN")
+    if counting and setting.get("counting", {}).get("method", "context") == "clip":
+        changes.append("one clip's count regressed")
     if not setting.get("strict_load", True):
         changes.append("non-strict checkpoint loading")
     return chosen + (f"; {', '.join(changes)}" if changes else "")

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow.fs
 import ray.train
 import torch
+import torch.distributed as dist
 from omegaconf import OmegaConf
 from ray.exceptions import RayActorError
 
@@ -109,6 +110,15 @@ def train_batches(shard, batch_size: int, seed: int, rank: int, epoch: int):
     blocks = shard.iter_batches(batch_size=None, batch_format="numpy")
     return shuffled_batches(blocks, batch_size, SHUFFLE_BUFFER_BATCHES * batch_size,
                             np.random.default_rng([seed, rank, epoch]))
+
+
+def all_workers(flag: bool, device: torch.device) -> bool:
+    """Whether `flag` holds on every train worker (an all-reduce). A loop whose length depends on each worker's
+    data (the counting model's episodes) ends on all workers at once: every step's collectives (DDP's
+    gradient sync, global BN) then have all workers."""
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
 
 
 def setup_worker(cfg) -> tuple[torch.device, int, int]:

@@ -21,15 +21,18 @@ from ray.train.torch import TorchTrainer
 from tubelab.data import storage
 from tubelab.data.epoch_clock import new_epoch_clock
 from tubelab.data.failures import new_failure_log
-from tubelab.data.pipeline import check_no_empty_class, clip_dataset, select_videos, shard_url, split_rows
+from tubelab.data.pipeline import (check_no_empty_class, clip_dataset, select_videos, shard_url, span_dataset,
+                                   split_rows)
 from tubelab.data.shards import read_manifest
+from tubelab.evaluation.counting import count_videos, round_counts
 from tubelab.models import build_model
 from tubelab.models.batchnorm import global_batchnorm
 from tubelab.models.checkpoint import load_backbone_state
+from tubelab.models.repetition import attach_head
 from tubelab.resources import per_worker_batch
 from tubelab.tracking import mlflow_runs
 from tubelab.tracking.predictions import log_predictions
-from tubelab.training import common, steps, tasks
+from tubelab.training import common, counting, steps, tasks
 from tubelab.training.precise_bn import update_bn_stats
 
 
@@ -63,15 +66,29 @@ def make_optimizer(opt, params) -> torch.optim.Optimizer:
     raise ValueError(f"setting.optimizer.name={opt.name!r} is not valid; choose one of: adam, sgd")
 
 
+def context_counting(s, task: str) -> bool:
+    """Repetition counting with SEVERE's counting model (setting.counting.method=context), not a clip's regression."""
+    return task == "count" and s.counting.method == "context"
+
+
 def evaluate(net: torch.nn.Module, dataset, task: str, num_classes: int, batch_size: int, device: torch.device,
              class_map: torch.Tensor | None, autocast_dtype: torch.dtype | None = None,
-             aggregate: str = "mean") -> tuple[dict, dict]:
-    """Every metric of the task over a whole split (each video's views aggregated by `aggregate`), and the
-    per-video predictions behind them (video_key, target, prediction arrays: tracking.predictions)."""
+             aggregate: str = "mean", whole_videos: bool = False) -> tuple[dict, dict]:
+    """Every metric of the task over a whole split (each video's views aggregated by `aggregate`; with
+    `whole_videos`, the counting model's count of each annotated span, rounded half to even as the official
+    code does before its error), and the per-video predictions behind them (video_key, target, prediction
+    arrays: tracking.predictions)."""
     net.eval()
     predictions, targets, keys = [], [], []
     with torch.no_grad():
         for batch in dataset.iter_torch_batches(batch_size=batch_size):
+            if whole_videos:
+                frames = steps.to_model_input(batch["clip"], device)  # (B, 3, T, H, W)
+                counts = count_videos(net, frames, batch["n_frames"], steps.normalize, autocast_dtype=autocast_dtype)
+                predictions.append(round_counts(counts).cpu())
+                targets.append(batch["count"].float())
+                keys.append(batch["video_key"].cpu())
+                continue
             clips = steps.to_model_input(batch["clip"], device)  # (B, N, 3, T, H, W)
             with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
                 out = net(steps.normalize(clips.flatten(0, 1))).unflatten(0, clips.shape[:2]).float()
@@ -112,6 +129,9 @@ def finetune_loop(config: dict) -> None:
         report = load_pretrained(net, cfg.checkpoint, cfg.storage.get("endpoint_url"), strict=s.strict_load)
         if rank == 0:
             print(f"finetune {s.id}: {report}")
+    whole_videos = context_counting(s, task)
+    if whole_videos:
+        attach_head(net)  # the counting model's heads replace the classifier (SEVERE's model.fc = Head)
     linear = s.protocol == "linear"
     if linear:  # a frozen backbone: only the classifier learns
         for name, p in net.named_parameters():
@@ -137,15 +157,26 @@ def finetune_loop(config: dict) -> None:
         common.begin_epoch(config["epochs"], cfg.seed, rank, epoch, generator)
         timer, loss_sum, seen = common.EpochTimer(), 0.0, 0
         batches = common.train_batches(shard, per_worker, cfg.seed, rank, epoch)
+        episode_steps = 0
         for batch in timer.batches(batches):
-            x = steps.to_model_input(batch["clip"][:, 0], device)
-            y = tasks.targets(task, batch, device, class_map)
-            loss = steps.finetune_step(model, optimizer, x, y, task, autocast_dtype=autocast_dtype,
-                                       memory_format=memory_format, jitter=jitter, generator=generator)
+            if whole_videos:  # one episode of up to counting.max_steps optimiser steps per batch
+                x = steps.to_model_input(batch["clip"], device)
+                out = counting.episode(model, optimizer, x, batch["n_frames"], batch["offset_next"].to(device),
+                                       batch["offset_pre"].to(device), batch["count"], normalize=steps.normalize,
+                                       generator=generator, max_steps=s.counting.max_steps,
+                                       autocast_dtype=autocast_dtype, memory_format=memory_format,
+                                       stop=(lambda done: common.all_workers(done, device)) if world > 1 else None)
+                loss, episode_steps = out["loss"], episode_steps + out["steps"]
+            else:
+                x = steps.to_model_input(batch["clip"][:, 0], device)
+                y = tasks.targets(task, batch, device, class_map)
+                loss = steps.finetune_step(model, optimizer, x, y, task, autocast_dtype=autocast_dtype,
+                                           memory_format=memory_format, jitter=jitter, generator=generator)
             loss_sum += loss.item() * x.shape[0]
             seen += x.shape[0]
             timer.step_done(x.shape[0] * world)
         metrics = {"loss": loss_sum / max(seen, 1), "lr": lr_at(s, epoch), **timer.summary(),
+                   **({"episode_steps": episode_steps} if whole_videos else {}),
                    "decode_failures": common.check_decode_failures(config["failure_log"], config["videos"],
                                                                    s.clip.max_failed_fraction),
                    **common.peak_memory_gb(device)}
@@ -157,7 +188,7 @@ def finetune_loop(config: dict) -> None:
                                                        memory_format)
         if rank == 0 and validate:
             val, _ = evaluate(net, ray.train.get_dataset_shard("val"), task, num_classes, per_worker, device, class_map,
-                              autocast_dtype, s.clip.aggregate)
+                              autocast_dtype, s.clip.aggregate, whole_videos)
             metrics.update({f"val_{k}": v for k, v in val.items()})
             if tasks.better(s.metric, val[s.metric], best and best["value"]):
                 best = {"epoch": epoch, "value": val[s.metric], "state": copy.deepcopy(net.state_dict())}
@@ -165,7 +196,7 @@ def finetune_loop(config: dict) -> None:
             if best is not None:
                 net.load_state_dict(best["state"])
             test, per_video = evaluate(net, ray.train.get_dataset_shard("eval"), task, num_classes, per_worker,
-                                       device, class_map, autocast_dtype, s.clip.aggregate)
+                                       device, class_map, autocast_dtype, s.clip.aggregate, whole_videos)
             if config.get("run_id"):  # reports put intervals on the score from these (evaluation.intervals)
                 log_predictions(cfg, config["run_id"], task=task, metric=s.metric,
                                 num_classes=num_classes, **per_video)
@@ -227,6 +258,10 @@ def run_finetune(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
     failure_log, epochs = new_failure_log(), new_epoch_clock(cfg.resources.train_workers)
 
     def data(split, ids, mode):
+        if context_counting(s, task):
+            return span_dataset(cfg, s.dataset, split, s.counting, size=s.clip.crop, flip=s.clip.flip,
+                                backend=s.clip.decoder, mode=mode, seed=cfg.seed, video_ids=ids,
+                                failures=failure_log, epochs=epochs, deterministic=cfg.deterministic)
         return clip_dataset(cfg, s.dataset, split, s.clip, mode=mode, seed=cfg.seed, video_ids=ids,
                             failures=failure_log, epochs=epochs, deterministic=cfg.deterministic)[0]
 
@@ -234,7 +269,7 @@ def run_finetune(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
                 "eval": data(s.eval_split, videos["test"], "eval")}
     if videos["val"]:
         datasets["val"] = data(s.train_split, videos["val"], "eval")
-    clips = len(videos["train"]) * s.clip.clips_per_video
+    clips = len(videos["train"]) * (s.counting.subclips if context_counting(s, task) else s.clip.clips_per_video)
     if clips < s.batch_size:
         raise ValueError(f"setting {s.id}: {len(videos['train'])} training videos cannot fill one step of "
                          f"setting.batch_size {s.batch_size} clips; lower setting.batch_size")
