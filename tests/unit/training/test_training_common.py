@@ -1,7 +1,8 @@
-"""training.common.fit: a lost worker is restarted from the last checkpoint, an exception raised by the
-training code is not (the real runs: tests/integration/training/test_training_resume.py)."""
+"""training.common: all_workers across real processes; fit: a lost worker is restarted from the last checkpoint,
+an exception raised by the training code is not (the real runs: tests/integration/training/test_training_resume.py)."""
 
 import pytest
+import torch
 from ray.exceptions import ActorDiedError
 from ray.train import WorkerGroupError
 from ray.train.v2._internal.exceptions import WorkerHealthCheckFailedError
@@ -51,3 +52,30 @@ def test_fit_raises_an_error_of_the_training_code_at_once():
     with pytest.raises(WorkerGroupError, match="workers failed"):
         common.fit(attempts)
     assert attempts.calls == 1
+
+
+def _all_workers_on(rank: int, port: int, results) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    device = torch.device("cpu")
+    results.put((rank, common.all_workers(True, device), common.all_workers(rank == 0, device),
+                 common.all_workers(False, device)))
+    dist.destroy_process_group()
+
+
+def test_all_workers_is_true_only_when_every_worker_says_so():
+    """Two real gloo processes: the counting episodes end together through this all-reduce."""
+    import torch.multiprocessing as mp
+
+    from services import free_port
+
+    ctx = mp.get_context("spawn")
+    results, port = ctx.Queue(), free_port()
+    procs = [ctx.Process(target=_all_workers_on, args=(r, port, results)) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert all(p.exitcode == 0 for p in procs)
+    assert sorted(results.get(timeout=5) for _ in range(2)) == [(0, True, False, False), (1, True, False, False)]

@@ -151,3 +151,27 @@ def test_episode_stops_after_max_steps_and_is_reproducible():
         # per step: no sample is done within 3 steps, so the episode runs to max_steps
         assert out["steps"] == 3 and len(stub.inputs) == 3
     assert torch.equal(runs[0], runs[1])
+
+
+def test_episode_runs_until_every_worker_is_done():
+    """With several workers `stop` reports whether all are done: a worker whose own samples are done keeps
+    stepping (each step's gradient sync needs every worker) until `stop` says all are."""
+    frames, n_frames, offset_next, offset_pre, counts = _clips(batch=2, n=40, size=2)  # short: done within steps
+
+    def steps_with(stop):
+        stub = _Stub()
+        out = counting.episode(stub, torch.optim.SGD(stub.parameters(), lr=0.0), frames, n_frames, offset_next,
+                               offset_pre, counts, normalize=normalize, generator=torch.Generator().manual_seed(2),
+                               stop=stop)
+        return out["steps"], len(stub.inputs)
+
+    alone, _ = steps_with(None)
+    assert alone < 11  # this worker's samples are done early
+    asked = []
+
+    def others_done_at_step_10(done):
+        asked.append(done)
+        return done and len(asked) >= 10
+
+    assert steps_with(others_done_at_step_10) == (10, 10)
+    assert asked[alone - 1] is True  # this worker was done at its own last step, and went on
