@@ -60,7 +60,7 @@ def test_table_has_the_eight_settings_and_the_mean(severe):
     # colour jitter), stated under the title
     assert ("\nProtocol: model selected on a 10 % validation split of train; ssv2, gym99, ucf_1000, gym_1000, "
             "fx_s1, ub_s1: no colour jitter, per-worker BN | ucf_rc: per-worker BN | charades: per-worker BN, "
-            "no precise BN.\n") in stdout
+            "no precise BN, RGB input.\n") in stdout
 
 
 def test_mlflow_parent_children_and_artifacts(severe):

@@ -35,6 +35,11 @@ def describe(setting) -> str:
         changes.append("video-level clip labels")
     if multi_label and not setting.get("precise_bn_batches"):
         changes.append("no precise BN")
+    if (setting.clip.get("channels", "rgb") == "bgr") != multi_label:  # SlowFast's Charades config feeds BGR
+        changes.append(f"{setting.clip.get('channels', 'rgb').upper()} input")
+    schedule = setting.get("schedule", {})
+    if multi_label and schedule.get("warmup_epochs") and schedule.get("warmup_start_lr") is None:
+        changes.append("per-epoch warm-up")
     if counting and setting.get("counting", {}).get("method", "context") == "clip":
         changes.append("one clip's count regressed")
     if not setting.get("strict_load", True):

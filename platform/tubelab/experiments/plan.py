@@ -64,6 +64,7 @@ def validate_setting(ft) -> None:
         _choice("setting.clip.eval_crops", s.clip.eval_crops, (1, 3))
         _choice("setting.clip.labels", s.clip.labels, ("frames", "video"))
         _choice("setting.counting.method", s.counting.method, ("context", "clip"))
+        _choice("setting.clip.channels", s.clip.channels, ("rgb", "bgr"))
         resources.per_worker_batch(s.batch_size, ft.resources.train_workers, "setting.batch_size")
     except ValueError as e:
         raise ConfigError(f"setting {s.id}: {e}") from None

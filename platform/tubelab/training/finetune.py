@@ -50,11 +50,17 @@ def load_pretrained(model: torch.nn.Module, uri: str, endpoint_url: str | None =
     return load_backbone_state(model, state, **allowed).summary()
 
 
-def lr_at(s, epoch: int) -> float:
-    """Linear warm-up over `schedule.warmup_epochs`, then x `schedule.gamma` at each milestone epoch."""
+def lr_at(s, epoch: float) -> float:
+    """The lr at a (fractional) epoch: a linear warm-up over `schedule.warmup_epochs`, then x `schedule.gamma` at
+    each milestone epoch. The warm-up steps per epoch from lr / (warmup_epochs + 1); with `schedule.warmup_start_lr`
+    it rises per step from that value to the lr at warmup_epochs (SlowFast's get_lr_at_epoch, SEVERE's Charades)."""
     sch = s.schedule
     if epoch < sch.warmup_epochs:
-        return s.optimizer.lr * (epoch + 1) / (sch.warmup_epochs + 1)
+        start = sch.get("warmup_start_lr")
+        if start is None:
+            return s.optimizer.lr * (int(epoch) + 1) / (sch.warmup_epochs + 1)
+        end = s.optimizer.lr * sch.gamma ** sum(sch.warmup_epochs >= m for m in sch.milestones)
+        return start + (end - start) * epoch / sch.warmup_epochs
     return s.optimizer.lr * sch.gamma ** sum(epoch >= m for m in sch.milestones)
 
 
@@ -73,7 +79,7 @@ def context_counting(s, task: str) -> bool:
 
 def evaluate(net: torch.nn.Module, dataset, task: str, num_classes: int, batch_size: int, device: torch.device,
              class_map: torch.Tensor | None, autocast_dtype: torch.dtype | None = None,
-             aggregate: str = "mean", whole_videos: bool = False) -> tuple[dict, dict]:
+             aggregate: str = "mean", whole_videos: bool = False, bgr: bool = False) -> tuple[dict, dict]:
     """Every metric of the task over a whole split (each video's views aggregated by `aggregate`; with
     `whole_videos`, the counting model's count of each annotated span, rounded half to even as the official
     code does before its error), and the per-video predictions behind them (video_key, target, prediction
@@ -91,7 +97,7 @@ def evaluate(net: torch.nn.Module, dataset, task: str, num_classes: int, batch_s
                 continue
             clips = steps.to_model_input(batch["clip"], device)  # (B, N, 3, T, H, W)
             with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
-                out = net(steps.normalize(clips.flatten(0, 1))).unflatten(0, clips.shape[:2]).float()
+                out = net(steps.normalize(clips.flatten(0, 1), bgr)).unflatten(0, clips.shape[:2]).float()
             predictions.append(tasks.video_outputs(task, out, aggregate).cpu())
             targets.append(tasks.targets(task, batch, torch.device("cpu"), class_map))
             keys.append(batch["video_key"].cpu())
@@ -103,13 +109,13 @@ def evaluate(net: torch.nn.Module, dataset, task: str, num_classes: int, batch_s
 
 
 def precise_bn(net: torch.nn.Module, dataset, n: int, batch_size: int, device: torch.device, jitter, generator,
-               autocast_dtype: torch.dtype | None, memory_format: torch.memory_format) -> int:
+               autocast_dtype: torch.dtype | None, memory_format: torch.memory_format, bgr: bool = False) -> int:
     """The BN statistics of `net` recomputed over `n` training batches as the training step sees them (colour
     jitter included), before an evaluation (setting.precise_bn_batches; training.precise_bn)."""
     def inputs():
         for batch in dataset.iter_torch_batches(batch_size=batch_size):
             yield steps.finetune_input(steps.to_model_input(batch["clip"][:, 0], device), jitter, generator,
-                                       memory_format)
+                                       memory_format, bgr)
 
     with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
         return update_bn_stats(net, inputs(), n)
@@ -147,7 +153,8 @@ def finetune_loop(config: dict) -> None:
     logger = common.RankZeroLogger(cfg, config.get("run_id"), f"finetune/{s.id}", rank)
     shard = ray.train.get_dataset_shard("train")
     generator = torch.Generator(device=device)  # colour jitter
-    jitter = s.clip.colour_jitter
+    jitter, bgr = s.clip.colour_jitter, s.clip.channels == "bgr"
+    steps_per_epoch = max(1, config["videos"] * s.clip.clips_per_video // s.batch_size)  # for per-step warm-up
     for epoch in range(start, s.epochs):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(s, epoch)
@@ -158,7 +165,10 @@ def finetune_loop(config: dict) -> None:
         timer, loss_sum, seen = common.EpochTimer(), 0.0, 0
         batches = common.train_batches(shard, per_worker, cfg.seed, rank, epoch)
         episode_steps = 0
-        for batch in timer.batches(batches):
+        for i, batch in enumerate(timer.batches(batches)):
+            if epoch < s.schedule.warmup_epochs and s.schedule.get("warmup_start_lr") is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(s, epoch + min(i / steps_per_epoch, 0.999))
             if whole_videos:  # one episode of up to counting.max_steps optimiser steps per batch
                 x = steps.to_model_input(batch["clip"], device)
                 out = counting.episode(model, optimizer, x, batch["n_frames"], batch["offset_next"].to(device),
@@ -171,7 +181,7 @@ def finetune_loop(config: dict) -> None:
                 x = steps.to_model_input(batch["clip"][:, 0], device)
                 y = tasks.targets(task, batch, device, class_map)
                 loss = steps.finetune_step(model, optimizer, x, y, task, autocast_dtype=autocast_dtype,
-                                           memory_format=memory_format, jitter=jitter, generator=generator)
+                                           memory_format=memory_format, jitter=jitter, generator=generator, bgr=bgr)
             loss_sum += loss.item() * x.shape[0]
             seen += x.shape[0]
             timer.step_done(x.shape[0] * world)
@@ -185,10 +195,10 @@ def finetune_loop(config: dict) -> None:
         if rank == 0 and s.precise_bn_batches and not linear and (validate or last):
             metrics["precise_bn_batches"] = precise_bn(net, ray.train.get_dataset_shard("bn"), s.precise_bn_batches,
                                                        per_worker, device, jitter, generator, autocast_dtype,
-                                                       memory_format)
+                                                       memory_format, bgr)
         if rank == 0 and validate:
             val, _ = evaluate(net, ray.train.get_dataset_shard("val"), task, num_classes, per_worker, device, class_map,
-                              autocast_dtype, s.clip.aggregate, whole_videos)
+                              autocast_dtype, s.clip.aggregate, whole_videos, bgr)
             metrics.update({f"val_{k}": v for k, v in val.items()})
             if tasks.better(s.metric, val[s.metric], best and best["value"]):
                 best = {"epoch": epoch, "value": val[s.metric], "state": copy.deepcopy(net.state_dict())}
@@ -196,7 +206,7 @@ def finetune_loop(config: dict) -> None:
             if best is not None:
                 net.load_state_dict(best["state"])
             test, per_video = evaluate(net, ray.train.get_dataset_shard("eval"), task, num_classes, per_worker,
-                                       device, class_map, autocast_dtype, s.clip.aggregate, whole_videos)
+                                       device, class_map, autocast_dtype, s.clip.aggregate, whole_videos, bgr)
             if config.get("run_id"):  # reports put intervals on the score from these (evaluation.intervals)
                 log_predictions(cfg, config["run_id"], task=task, metric=s.metric,
                                 num_classes=num_classes, **per_video)
@@ -273,6 +283,9 @@ def run_finetune(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
     if clips < s.batch_size:
         raise ValueError(f"setting {s.id}: {len(videos['train'])} training videos cannot fill one step of "
                          f"setting.batch_size {s.batch_size} clips; lower setting.batch_size")
+    if s.precise_bn_batches and context_counting(s, task):
+        raise ValueError(f"setting {s.id}: setting.precise_bn_batches works on clips; the counting model "
+                         f"(setting.counting.method=context) has none: set setting.precise_bn_batches=0")
     if s.precise_bn_batches and s.protocol == "finetune":  # the evaluating worker's own pass over train
         per_worker = per_worker_batch(s.batch_size, cfg.resources.train_workers, "setting.batch_size")
         if s.precise_bn_batches * per_worker > clips:

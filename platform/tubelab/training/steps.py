@@ -22,11 +22,13 @@ def to_model_input(clip: torch.Tensor, device: torch.device) -> torch.Tensor:
     return clip.to(device, non_blocking=True).movedim(-1, -4)
 
 
-def normalize(clip: torch.Tensor) -> torch.Tensor:
-    """uint8 or [0, 255] float (B, 3, T, H, W) -> ImageNet-normalised float."""
+def normalize(clip: torch.Tensor, bgr: bool = False) -> torch.Tensor:
+    """uint8 or [0, 255] float (B, 3, T, H, W) RGB -> ImageNet-normalised float; with `bgr` the channels are then
+    reversed (SlowFast's REVERSE_INPUT_CHANNEL, which SEVERE's Charades sets: reversed after normalising)."""
     mean = torch.tensor(IMAGENET_MEAN, device=clip.device).view(1, 3, 1, 1, 1) * 255
     std = torch.tensor(IMAGENET_STD, device=clip.device).view(1, 3, 1, 1, 1) * 255
-    return (clip.float() - mean) / std
+    x = (clip.float() - mean) / std
+    return x.flip(1) if bgr else x
 
 
 def _trainable(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
@@ -53,22 +55,23 @@ def pretrain_step(model, optimizer: torch.optim.Optimizer, query: torch.Tensor, 
 
 
 def finetune_input(clips: torch.Tensor, jitter, generator: torch.Generator | None,
-                   memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+                   memory_format: torch.memory_format = torch.contiguous_format, bgr: bool = False) -> torch.Tensor:
     """uint8 (B, 3, T, H, W) training clips -> the model's input: SEVERE's colour jitter (`jitter`: strengths,
-    None: none), normalised, in `memory_format`. The training step and precise BN see the same inputs."""
+    None: none), normalised (channels reversed with `bgr`), in `memory_format`. The training step and precise BN
+    see the same inputs."""
     if jitter is not None:
         clips = finetune_colour_jitter(clips, jitter, generator)
-    return normalize(clips).contiguous(memory_format=memory_format)
+    return normalize(clips, bgr).contiguous(memory_format=memory_format)
 
 
 def finetune_step(model, optimizer: torch.optim.Optimizer, clips: torch.Tensor, target: torch.Tensor, task: str, *,
                   autocast_dtype: torch.dtype | None = None,
                   memory_format: torch.memory_format = torch.contiguous_format,
-                  jitter=None, generator: torch.Generator | None = None) -> torch.Tensor:
+                  jitter=None, generator: torch.Generator | None = None, bgr: bool = False) -> torch.Tensor:
     """One supervised step: uint8 (B, 3, T, H, W) clips on the device and their targets -> colour jitter
     (`jitter`: SEVERE's (brightness, contrast, saturation, hue) strengths, drawn from `generator`; None: none),
-    normalise, forward under autocast, the task's loss in fp32, backward, optimiser step; returns the loss."""
-    x = finetune_input(clips, jitter, generator, memory_format)
+    normalise (`bgr`: channels reversed), forward under autocast, the task's loss in fp32, backward, optimiser step; returns the loss."""
+    x = finetune_input(clips, jitter, generator, memory_format, bgr)
     with torch.autocast(x.device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
         output = model(x)
     loss = tasks.loss(task, output.float(), target)

@@ -24,10 +24,20 @@ def test_charades_is_measured_against_slowfasts_recipe():
     from the frames; the description follows that recipe, not the action-recognition one."""
     assert protocol.describe(setting("charades")) == "model selected on a 10 % validation split of train"
     assert protocol.describe(setting("charades", "setting.clip.colour_jitter=[0.4,0.4,0.4,0.2]",
-                                     "setting.precise_bn_batches=0", "setting.clip.labels=video")) == (
+                                     "setting.precise_bn_batches=0", "setting.clip.labels=video",
+                                     "setting.clip.channels=rgb", "setting.schedule.warmup_start_lr=null")) == (
         "model selected on a 10 % validation split of train; colour jitter [0.4, 0.4, 0.4, 0.2], "
-        "video-level clip labels, no precise BN")
-    assert protocol.describe(setting("proxy_charades")).endswith("; per-worker BN, no precise BN")
+        "video-level clip labels, no precise BN, RGB input, per-epoch warm-up")
+    assert protocol.describe(setting("proxy_charades")).endswith("; per-worker BN, no precise BN, RGB input")
+    assert protocol.describe(setting("ucf101", "setting.clip.channels=bgr")).endswith("; BGR input")
+
+
+def test_ucf_rc_is_measured_against_the_counting_codes_recipe():
+    """UCF-RC runs on Zhang et al.'s counting code: no colour jitter there; the clip regression is a deviation."""
+    assert protocol.describe(setting("ucf_rc")) == "model selected on a 10 % validation split of train"
+    assert protocol.describe(setting("ucf_rc", "setting.counting.method=clip")).endswith(
+        "; one clip's count regressed")
+    assert protocol.describe(setting("proxy_ucf_rc")).endswith("; per-worker BN")
 
 
 def test_a_caption_names_one_protocol_or_says_that_they_differ():

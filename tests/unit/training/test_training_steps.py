@@ -21,6 +21,10 @@ def test_normalize_and_model_input():
     assert torch.allclose(steps.normalize(x).flatten(), torch.tensor(expected))
     clip = torch.zeros(2, 1, 8, 16, 16, 3, dtype=torch.uint8)
     assert steps.to_model_input(clip, torch.device("cpu")).shape == (2, 1, 3, 8, 16, 16)
+    # BGR (SEVERE's Charades): each channel normalised with its own statistics, then the order reversed
+    rgb = torch.tensor([10, 120, 250], dtype=torch.uint8).view(1, 3, 1, 1, 1)
+    red, green, blue = [(v / 255 - m) / s for v, m, s in zip((10, 120, 250), steps.IMAGENET_MEAN, steps.IMAGENET_STD)]
+    assert torch.allclose(steps.normalize(rgb, bgr=True).flatten(), torch.tensor([blue, green, red]))
 
 
 @pytest.mark.parametrize("device", DEVICES)

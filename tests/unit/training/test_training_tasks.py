@@ -69,7 +69,11 @@ def test_schedules_match_the_reference_recipes():
     ucf = config.load("finetune", ["setting=ucf101"]).setting  # Adam 1e-4, x0.3 at 6, 10, 14
     assert [lr_at(ucf, e) for e in (0, 5, 6, 10, 14)] == pytest.approx([1e-4, 1e-4, 3e-5, 9e-6, 2.7e-6])
     ch = config.load("finetune", ["setting=charades"]).setting  # SGD 0.0375, 4 warm-up epochs, x0.1 at 41, 49
-    assert lr_at(ch, 0) == pytest.approx(0.0375 / 5) and lr_at(ch, 4) == pytest.approx(0.0375)
+    # SlowFast's warm-up: per step (fractional epochs), linear from WARMUP_START_LR 1e-4 to 0.0375 at epoch 4
+    assert [lr_at(ch, e) for e in (0, 0.5, 1, 2, 3.99, 4)] == pytest.approx(
+        [1e-4, 0.004775, 0.00945, 0.0188, 0.0374065, 0.0375])
+    per_epoch = config.load("finetune", ["setting=charades", "setting.schedule.warmup_start_lr=null"]).setting
+    assert [lr_at(per_epoch, e) for e in (0, 0.5, 1, 3.5)] == pytest.approx([0.0375 / 5, 0.0375 / 5, 0.015, 0.03])
     assert lr_at(ch, 41) == pytest.approx(0.00375) and lr_at(ch, 49) == pytest.approx(0.000375)
     opt = make_optimizer(ch.optimizer, [torch.nn.Parameter(torch.zeros(1))])
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.9
