@@ -150,6 +150,9 @@ def test_a_pretraining_batch_of_one_clip_per_worker_fails_before_ray(tmp_path):
     ("finetune", ["setting.clip.labels=clip"], "setting.clip.labels='clip' is not valid; choose one of: frames, video"),
     ("finetune", ["setting.counting.method=density"],
      "setting.counting.method='density' is not valid; choose one of: context, clip"),
+    ("finetune", ["setting.clip.channels=gbr"], "setting.clip.channels='gbr' is not valid; choose one of: rgb, bgr"),
+    ("finetune", ["setting=proxy_ucf_rc", "setting.precise_bn_batches=2"],
+     "setting.precise_bn_batches works on clips and the counting model"),
 ])
 def test_a_switch_with_an_unknown_value_is_a_config_error(command, overrides, fragment):
     """The official-or-tubelab switches are enums: a value their code does not know is found by the checks

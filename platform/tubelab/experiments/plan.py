@@ -19,7 +19,7 @@ from tubelab.models import MODELS
 from tubelab.models.r2plus1d import INPUTS
 from tubelab.objectives.moco import BATCHNORMS
 from tubelab.training.augment import CONTRAST_MODES
-from tubelab.training.tasks import AGGREGATES
+from tubelab.training.tasks import AGGREGATES, METRICS
 from tubelab.tracking.schema import parse_label
 from tubelab.tubelets import validate_tubelet_config
 
@@ -65,6 +65,9 @@ def validate_setting(ft) -> None:
         _choice("setting.clip.labels", s.clip.labels, ("frames", "video"))
         _choice("setting.counting.method", s.counting.method, ("context", "clip"))
         _choice("setting.clip.channels", s.clip.channels, ("rgb", "bgr"))
+        if s.precise_bn_batches and s.metric in METRICS["count"] and s.counting.method == "context":
+            raise ValueError("setting.precise_bn_batches works on clips and the counting model "
+                             "(setting.counting.method=context) has none; set setting.precise_bn_batches=0")
         resources.per_worker_batch(s.batch_size, ft.resources.train_workers, "setting.batch_size")
     except ValueError as e:
         raise ConfigError(f"setting {s.id}: {e}") from None

@@ -283,9 +283,6 @@ def run_finetune(cfg, name: str, run_id: str | None = None) -> ray.train.Result:
     if clips < s.batch_size:
         raise ValueError(f"setting {s.id}: {len(videos['train'])} training videos cannot fill one step of "
                          f"setting.batch_size {s.batch_size} clips; lower setting.batch_size")
-    if s.precise_bn_batches and context_counting(s, task):
-        raise ValueError(f"setting {s.id}: setting.precise_bn_batches works on clips; the counting model "
-                         f"(setting.counting.method=context) has none: set setting.precise_bn_batches=0")
     if s.precise_bn_batches and s.protocol == "finetune":  # the evaluating worker's own pass over train
         per_worker = per_worker_batch(s.batch_size, cfg.resources.train_workers, "setting.batch_size")
         if s.precise_bn_batches * per_worker > clips:
