@@ -21,6 +21,23 @@ def video_key(video_id: str) -> int:
     return int(hashlib.sha256(video_id.encode()).hexdigest()[:15], 16)
 
 
+def check_bytes(data: bytes, sha256: str | None) -> None:
+    """A flipped byte can still decode, into wrong pixels: the shard's hash catches it (hashing the bytes is a
+    small fraction of decoding them; docs/benchmarks.md "Data pipeline")."""
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise DecodeError("its bytes do not match the sha256 prepare recorded (a corrupted shard); "
+                          "run `tubelab prepare` again to rebuild the shards")
+
+
+def current_epoch(epochs, default: int) -> int:
+    """The run's epoch from its EpochClock actor (data.epoch_clock), or `default` without one."""
+    if epochs is None:
+        return default
+    import ray  # here, not at the top: the decoders also run where Ray is not installed (jobs/gpu_check.py)
+
+    return ray.get(epochs.now.remote())
+
+
 def clip_rng(seed: int, epoch: int, key: int) -> np.random.Generator:
     """The random stream of one video's training clips in one epoch (key: video_key)."""
     return np.random.default_rng([seed, epoch, key])
@@ -246,18 +263,10 @@ class ClipDecoder:
         hashes = batch.get("sha256")
         keys = [video_key(v) for v in batch["video_id"]]
         train = self.mode == "train"
-        epoch = self.epoch
-        if train and self.epochs is not None:
-            import ray  # here, not at the top: the decoder also runs where Ray is not installed (jobs/gpu_check.py)
-
-            epoch = ray.get(self.epochs.now.remote())
+        epoch = current_epoch(self.epochs, self.epoch) if train else self.epoch
         for i, (video_id, data, n) in enumerate(zip(batch["video_id"], batch["video"], batch["num_frames"])):
             try:
-                # a flipped byte can still decode, into wrong pixels: the shard's hash catches it (hashing the
-                # bytes is a small fraction of decoding them; docs/benchmarks.md "Data pipeline")
-                if hashes is not None and hashlib.sha256(data).hexdigest() != hashes[i]:
-                    raise DecodeError("its bytes do not match the sha256 prepare recorded (a corrupted shard); "
-                                      "run `tubelab prepare` again to rebuild the shards")
+                check_bytes(data, None if hashes is None else hashes[i])
                 rng = clip_rng(self.seed, epoch, keys[i]) if train else None
                 indices = self.decode_video(data, int(n), clips[len(keep):len(keep) + per], rng)
                 keep += [i] * per

@@ -9,12 +9,10 @@ span, first to last boundary, on which it searches the cycle length. Frames are 
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from tubelab.data.cycles import cycle_offsets, draw_subclip, frames_of
-from tubelab.data.decode import clip_rng, resize, video_key
+from tubelab.data.decode import check_bytes, clip_rng, current_epoch, resize, video_key
 from tubelab.data.decoders import DecodeError, read_frames
 
 
@@ -66,18 +64,12 @@ class SpanDecoder:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = []
-        epoch = self.epoch
-        if self.mode == "train" and self.epochs is not None:
-            import ray  # here, not at the top: the decoder also runs where Ray is not installed
-
-            epoch = ray.get(self.epochs.now.remote())
+        epoch = current_epoch(self.epochs, self.epoch) if self.mode == "train" else self.epoch
         hashes = batch.get("sha256")
         for i, (video_id, data) in enumerate(zip(batch["video_id"], batch["video"])):
             key = video_key(video_id)
             try:
-                if hashes is not None and hashlib.sha256(data).hexdigest() != hashes[i]:
-                    raise DecodeError("its bytes do not match the sha256 prepare recorded (a corrupted shard); "
-                                      "run `tubelab prepare` again to rebuild the shards")
+                check_bytes(data, None if hashes is None else hashes[i])
                 bounds = span_bounds(batch["cycles"][i], float(batch["fps"][i]), int(batch["num_frames"][i]))
                 if bounds[-1] - bounds[0] + 1 > self.max_frames and self.mode == "eval":
                     raise DecodeError(f"its span of {bounds[-1] - bounds[0] + 1} frames is longer than the "
