@@ -57,11 +57,11 @@ def test_table_has_the_eight_settings_and_the_mean(severe):
     assert abs(float(cells[-1]) - expected_mean) < 0.15  # printed values are rounded
     assert "Tubelet contrast (Mini-Kinetics) (paper, real data)" in stdout
     # the eight proxy settings share one model selection; each is measured against its own official recipe
-    # (Charades': SlowFast's, without colour jitter, with precise BN; UCF-RC's: the counting code's, without
-    # colour jitter), stated under the title
+    # (Charades': SlowFast's, without colour jitter, with precise BN, BGR and SlowFast's statistics; UCF-RC's: the
+    # counting code's, without colour jitter), stated under the title
     assert ("\nProtocol: model selected on a 10 % validation split of train; ssv2, gym99, ucf_1000, gym_1000, "
             "fx_s1, ub_s1: no colour jitter, per-worker BN | ucf_rc: per-worker BN | charades: per-worker BN, "
-            "no precise BN, RGB input.\n") in stdout
+            "no precise BN, RGB input, ImageNet normalisation.\n") in stdout
 
 
 def test_mlflow_parent_children_and_artifacts(severe):

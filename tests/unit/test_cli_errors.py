@@ -151,6 +151,10 @@ def test_a_pretraining_batch_of_one_clip_per_worker_fails_before_ray(tmp_path):
     ("finetune", ["setting.counting.method=density"],
      "setting.counting.method='density' is not valid; choose one of: context, clip"),
     ("finetune", ["setting.clip.channels=gbr"], "setting.clip.channels='gbr' is not valid; choose one of: rgb, bgr"),
+    ("finetune", ["setting.clip.std=[0.2,0.2,0]"], "setting.clip.std=[0.2, 0.2, 0] must be 3 numbers, one per RGB "
+                                                   "channel, each above 0"),
+    ("finetune", ["setting.clip.mean=[0.45]"], "setting.clip.mean=[0.45] must be 3 numbers, one per RGB channel"),
+    ("finetune", ["setting.optimizer.nesterov=true"], "setting.optimizer.nesterov=true needs setting.optimizer.name=sgd"),
     ("finetune", ["setting=proxy_ucf_rc", "setting.precise_bn_batches=2"],
      "setting.precise_bn_batches works on clips and the counting model"),
 ])

@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 SEVERE_COLOUR_JITTER = [0.4, 0.4, 0.4, 0.2]
+# Input normalisation (mean, std per RGB channel): ImageNet's in SEVERE's action recognition and counting code,
+# SlowFast's defaults (DATA.MEAN, DATA.STD) in its Charades code.
+STATS = {"ImageNet": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]), "SlowFast": ([0.45] * 3, [0.225] * 3)}
 TAG = "tubelab.protocol"  # on each fine-tune run; trial runs carry one per setting: f"{TAG}/{setting id}"
 
 
@@ -37,6 +40,17 @@ def describe(setting) -> str:
         changes.append("no precise BN")
     if (setting.clip.get("channels", "rgb") == "bgr") != multi_label:  # SlowFast's Charades config feeds BGR
         changes.append(f"{setting.clip.get('channels', 'rgb').upper()} input")
+    stats = (list(setting.clip.get("mean", STATS["ImageNet"][0])), list(setting.clip.get("std", STATS["ImageNet"][1])))
+    if stats != STATS["SlowFast" if multi_label else "ImageNet"]:
+        name = next((k for k, v in STATS.items() if v == stats), None)
+        changes.append(f"{name} normalisation" if name else f"normalisation mean {stats[0]}, std {stats[1]}")
+    opt = setting.get("optimizer", {})
+    if multi_label and opt.get("name") == "sgd":  # SlowFast's SGD: Nesterov, no weight decay on BN
+        if not opt.get("nesterov", False):
+            changes.append("no Nesterov")
+        bn_decay = opt.get("bn_weight_decay")
+        if (opt.get("weight_decay", 0) if bn_decay is None else bn_decay) != 0:
+            changes.append("weight decay on BN")
     schedule = setting.get("schedule", {})
     if multi_label and schedule.get("warmup_epochs") and schedule.get("warmup_start_lr") is None:
         changes.append("per-epoch warm-up")

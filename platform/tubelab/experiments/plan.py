@@ -65,6 +65,14 @@ def validate_setting(ft) -> None:
         _choice("setting.clip.labels", s.clip.labels, ("frames", "video"))
         _choice("setting.counting.method", s.counting.method, ("context", "clip"))
         _choice("setting.clip.channels", s.clip.channels, ("rgb", "bgr"))
+        for key in ("mean", "std"):
+            values = list(s.clip[key])
+            if len(values) != 3 or (key == "std" and min(values) <= 0):
+                raise ValueError(f"setting.clip.{key}={values} must be 3 numbers, one per RGB channel"
+                                 + (", each above 0" if key == "std" else ""))
+        if s.optimizer.nesterov and (s.optimizer.name != "sgd" or not s.optimizer.momentum):
+            raise ValueError("setting.optimizer.nesterov=true needs setting.optimizer.name=sgd with a momentum above 0; "
+                             "set setting.optimizer.nesterov=false")
         if s.precise_bn_batches and s.metric in METRICS["count"] and s.counting.method == "context":
             raise ValueError("setting.precise_bn_batches works on clips and the counting model "
                              "(setting.counting.method=context) has none; set setting.precise_bn_batches=0")

@@ -64,11 +64,23 @@ def lr_at(s, epoch: float) -> float:
     return s.optimizer.lr * sch.gamma ** sum(epoch >= m for m in sch.milestones)
 
 
-def make_optimizer(opt, params) -> torch.optim.Optimizer:
+def make_optimizer(opt, net: torch.nn.Module) -> torch.optim.Optimizer:
+    """The setting's optimiser over `net`'s trainable parameters. With `opt.bn_weight_decay` set (and not equal
+    to `opt.weight_decay`), the BN layers' own parameters form a second group with that weight decay, as
+    SlowFast's construct_optimizer groups them (BN.WEIGHT_DECAY, 0 in SEVERE's Charades)."""
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    groups = [{"params": trainable}]
+    if opt.bn_weight_decay is not None and opt.bn_weight_decay != opt.weight_decay:
+        bn = {id(p) for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._NormBase)
+              for p in m.parameters(recurse=False)}
+        groups = [g for g in ({"params": [p for p in trainable if id(p) not in bn]},
+                              {"params": [p for p in trainable if id(p) in bn], "weight_decay": opt.bn_weight_decay})
+                  if g["params"]]
     if opt.name == "adam":
-        return torch.optim.Adam(params, lr=opt.lr, weight_decay=opt.weight_decay)
+        return torch.optim.Adam(groups, lr=opt.lr, weight_decay=opt.weight_decay)
     if opt.name == "sgd":
-        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
+        return torch.optim.SGD(groups, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay,
+                               nesterov=opt.nesterov)
     raise ValueError(f"setting.optimizer.name={opt.name!r} is not valid; choose one of: adam, sgd")
 
 
@@ -79,7 +91,8 @@ def context_counting(s, task: str) -> bool:
 
 def evaluate(net: torch.nn.Module, dataset, task: str, num_classes: int, batch_size: int, device: torch.device,
              class_map: torch.Tensor | None, autocast_dtype: torch.dtype | None = None,
-             aggregate: str = "mean", whole_videos: bool = False, bgr: bool = False) -> tuple[dict, dict]:
+             aggregate: str = "mean", whole_videos: bool = False,
+             norm: steps.InputNorm = steps.InputNorm()) -> tuple[dict, dict]:
     """Every metric of the task over a whole split (each video's views aggregated by `aggregate`; with
     `whole_videos`, the counting model's count of each annotated span, rounded half to even as the official
     code does before its error), and the per-video predictions behind them (video_key, target, prediction
@@ -90,14 +103,14 @@ def evaluate(net: torch.nn.Module, dataset, task: str, num_classes: int, batch_s
         for batch in dataset.iter_torch_batches(batch_size=batch_size):
             if whole_videos:
                 frames = steps.to_model_input(batch["clip"], device)  # (B, 3, T, H, W)
-                counts = count_videos(net, frames, batch["n_frames"], steps.normalize, autocast_dtype=autocast_dtype)
+                counts = count_videos(net, frames, batch["n_frames"], norm, autocast_dtype=autocast_dtype)
                 predictions.append(round_counts(counts).cpu())
                 targets.append(batch["count"].float())
                 keys.append(batch["video_key"].cpu())
                 continue
             clips = steps.to_model_input(batch["clip"], device)  # (B, N, 3, T, H, W)
             with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
-                out = net(steps.normalize(clips.flatten(0, 1), bgr)).unflatten(0, clips.shape[:2]).float()
+                out = net(norm(clips.flatten(0, 1))).unflatten(0, clips.shape[:2]).float()
             predictions.append(tasks.video_outputs(task, out, aggregate).cpu())
             targets.append(tasks.targets(task, batch, torch.device("cpu"), class_map))
             keys.append(batch["video_key"].cpu())
@@ -109,13 +122,14 @@ def evaluate(net: torch.nn.Module, dataset, task: str, num_classes: int, batch_s
 
 
 def precise_bn(net: torch.nn.Module, dataset, n: int, batch_size: int, device: torch.device, jitter, generator,
-               autocast_dtype: torch.dtype | None, memory_format: torch.memory_format, bgr: bool = False) -> int:
+               autocast_dtype: torch.dtype | None, memory_format: torch.memory_format,
+               norm: steps.InputNorm = steps.InputNorm()) -> int:
     """The BN statistics of `net` recomputed over `n` training batches as the training step sees them (colour
     jitter included), before an evaluation (setting.precise_bn_batches; training.precise_bn)."""
     def inputs():
         for batch in dataset.iter_torch_batches(batch_size=batch_size):
             yield steps.finetune_input(steps.to_model_input(batch["clip"][:, 0], device), jitter, generator,
-                                       memory_format, bgr)
+                                       memory_format, norm)
 
     with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
         return update_bn_stats(net, inputs(), n)
@@ -146,14 +160,14 @@ def finetune_loop(config: dict) -> None:
     if s.batchnorm == "global":
         net = global_batchnorm(net, device)
     model = ray.train.torch.prepare_model(net)
-    optimizer = make_optimizer(s.optimizer, [p for p in net.parameters() if p.requires_grad])
+    optimizer = make_optimizer(s.optimizer, net)
     restored = common.restore(net, optimizer, key="model")
     start = restored["epoch"] + 1 if restored else 0
     best = restored["best"] if restored else None  # {"epoch", "value", "state"} of the best validation score
     logger = common.RankZeroLogger(cfg, config.get("run_id"), f"finetune/{s.id}", rank)
     shard = ray.train.get_dataset_shard("train")
     generator = torch.Generator(device=device)  # colour jitter
-    jitter, bgr = s.clip.colour_jitter, s.clip.channels == "bgr"
+    jitter, norm = s.clip.colour_jitter, steps.InputNorm.of(s.clip)
     steps_per_epoch = max(1, config["videos"] * s.clip.clips_per_video // s.batch_size)  # for per-step warm-up
     for epoch in range(start, s.epochs):
         for group in optimizer.param_groups:
@@ -172,7 +186,7 @@ def finetune_loop(config: dict) -> None:
             if whole_videos:  # one episode of up to counting.max_steps optimiser steps per batch
                 x = steps.to_model_input(batch["clip"], device)
                 out = counting.episode(model, optimizer, x, batch["n_frames"], batch["offset_next"].to(device),
-                                       batch["offset_pre"].to(device), batch["count"], normalize=steps.normalize,
+                                       batch["offset_pre"].to(device), batch["count"], normalize=norm,
                                        generator=generator, max_steps=s.counting.max_steps,
                                        autocast_dtype=autocast_dtype, memory_format=memory_format,
                                        stop=(lambda done: common.all_workers(done, device)) if world > 1 else None)
@@ -181,7 +195,7 @@ def finetune_loop(config: dict) -> None:
                 x = steps.to_model_input(batch["clip"][:, 0], device)
                 y = tasks.targets(task, batch, device, class_map)
                 loss = steps.finetune_step(model, optimizer, x, y, task, autocast_dtype=autocast_dtype,
-                                           memory_format=memory_format, jitter=jitter, generator=generator, bgr=bgr)
+                                           memory_format=memory_format, jitter=jitter, generator=generator, norm=norm)
             loss_sum += loss.item() * x.shape[0]
             seen += x.shape[0]
             timer.step_done(x.shape[0] * world)
@@ -195,10 +209,10 @@ def finetune_loop(config: dict) -> None:
         if rank == 0 and s.precise_bn_batches and not linear and (validate or last):
             metrics["precise_bn_batches"] = precise_bn(net, ray.train.get_dataset_shard("bn"), s.precise_bn_batches,
                                                        per_worker, device, jitter, generator, autocast_dtype,
-                                                       memory_format, bgr)
+                                                       memory_format, norm)
         if rank == 0 and validate:
             val, _ = evaluate(net, ray.train.get_dataset_shard("val"), task, num_classes, per_worker, device, class_map,
-                              autocast_dtype, s.clip.aggregate, whole_videos, bgr)
+                              autocast_dtype, s.clip.aggregate, whole_videos, norm)
             metrics.update({f"val_{k}": v for k, v in val.items()})
             if tasks.better(s.metric, val[s.metric], best and best["value"]):
                 best = {"epoch": epoch, "value": val[s.metric], "state": copy.deepcopy(net.state_dict())}
@@ -206,7 +220,7 @@ def finetune_loop(config: dict) -> None:
             if best is not None:
                 net.load_state_dict(best["state"])
             test, per_video = evaluate(net, ray.train.get_dataset_shard("eval"), task, num_classes, per_worker,
-                                       device, class_map, autocast_dtype, s.clip.aggregate, whole_videos, bgr)
+                                       device, class_map, autocast_dtype, s.clip.aggregate, whole_videos, norm)
             if config.get("run_id"):  # reports put intervals on the score from these (evaluation.intervals)
                 log_predictions(cfg, config["run_id"], task=task, metric=s.metric,
                                 num_classes=num_classes, **per_video)

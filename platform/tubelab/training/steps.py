@@ -8,6 +8,8 @@ Losses and stats come back as device tensors: the caller decides when to synchro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from tubelab.training import tasks
@@ -22,13 +24,29 @@ def to_model_input(clip: torch.Tensor, device: torch.device) -> torch.Tensor:
     return clip.to(device, non_blocking=True).movedim(-1, -4)
 
 
-def normalize(clip: torch.Tensor, bgr: bool = False) -> torch.Tensor:
-    """uint8 or [0, 255] float (B, 3, T, H, W) RGB -> ImageNet-normalised float; with `bgr` the channels are then
-    reversed (SlowFast's REVERSE_INPUT_CHANNEL, which SEVERE's Charades sets: reversed after normalising)."""
-    mean = torch.tensor(IMAGENET_MEAN, device=clip.device).view(1, 3, 1, 1, 1) * 255
-    std = torch.tensor(IMAGENET_STD, device=clip.device).view(1, 3, 1, 1, 1) * 255
+def normalize(clip: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD, bgr: bool = False) -> torch.Tensor:
+    """uint8 or [0, 255] float (B, 3, T, H, W) RGB -> (x / 255 - mean) / std per channel (ImageNet's statistics
+    unless given); with `bgr` the channels are then reversed (SlowFast's REVERSE_INPUT_CHANNEL, which SEVERE's
+    Charades sets: reversed after normalising)."""
+    mean = torch.tensor(mean, device=clip.device).view(1, 3, 1, 1, 1) * 255
+    std = torch.tensor(std, device=clip.device).view(1, 3, 1, 1, 1) * 255
     x = (clip.float() - mean) / std
     return x.flip(1) if bgr else x
+
+
+@dataclass(frozen=True)
+class InputNorm:
+    """A fine-tuning setting's input normalisation (setting.clip.mean, .std, .channels), callable like normalize."""
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    bgr: bool = False
+
+    @classmethod
+    def of(cls, clip) -> "InputNorm":
+        return cls(tuple(clip.mean), tuple(clip.std), clip.channels == "bgr")
+
+    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
+        return normalize(clip, self.mean, self.std, self.bgr)
 
 
 def _trainable(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
@@ -55,23 +73,24 @@ def pretrain_step(model, optimizer: torch.optim.Optimizer, query: torch.Tensor, 
 
 
 def finetune_input(clips: torch.Tensor, jitter, generator: torch.Generator | None,
-                   memory_format: torch.memory_format = torch.contiguous_format, bgr: bool = False) -> torch.Tensor:
+                   memory_format: torch.memory_format = torch.contiguous_format, norm: InputNorm = InputNorm()
+                   ) -> torch.Tensor:
     """uint8 (B, 3, T, H, W) training clips -> the model's input: SEVERE's colour jitter (`jitter`: strengths,
-    None: none), normalised (channels reversed with `bgr`), in `memory_format`. The training step and precise BN
+    None: none), normalised by `norm`, in `memory_format`. The training step and precise BN
     see the same inputs."""
     if jitter is not None:
         clips = finetune_colour_jitter(clips, jitter, generator)
-    return normalize(clips, bgr).contiguous(memory_format=memory_format)
+    return norm(clips).contiguous(memory_format=memory_format)
 
 
 def finetune_step(model, optimizer: torch.optim.Optimizer, clips: torch.Tensor, target: torch.Tensor, task: str, *,
                   autocast_dtype: torch.dtype | None = None,
                   memory_format: torch.memory_format = torch.contiguous_format,
-                  jitter=None, generator: torch.Generator | None = None, bgr: bool = False) -> torch.Tensor:
+                  jitter=None, generator: torch.Generator | None = None, norm: InputNorm = InputNorm()) -> torch.Tensor:
     """One supervised step: uint8 (B, 3, T, H, W) clips on the device and their targets -> colour jitter
     (`jitter`: SEVERE's (brightness, contrast, saturation, hue) strengths, drawn from `generator`; None: none),
-    normalise (`bgr`: channels reversed), forward under autocast, the task's loss in fp32, backward, optimiser step; returns the loss."""
-    x = finetune_input(clips, jitter, generator, memory_format, bgr)
+    normalise (`norm`), forward under autocast, the task's loss in fp32, backward, optimiser step; returns the loss."""
+    x = finetune_input(clips, jitter, generator, memory_format, norm)
     with torch.autocast(x.device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
         output = model(x)
     loss = tasks.loss(task, output.float(), target)

@@ -28,7 +28,16 @@ def test_charades_is_measured_against_slowfasts_recipe():
                                      "setting.clip.channels=rgb", "setting.schedule.warmup_start_lr=null")) == (
         "model selected on a 10 % validation split of train; colour jitter [0.4, 0.4, 0.4, 0.2], "
         "video-level clip labels, no precise BN, RGB input, per-epoch warm-up")
-    assert protocol.describe(setting("proxy_charades")).endswith("; per-worker BN, no precise BN, RGB input")
+    assert protocol.describe(setting("charades", "setting.clip.mean=[0.485,0.456,0.406]",
+                                     "setting.clip.std=[0.229,0.224,0.225]", "setting.optimizer.nesterov=false",
+                                     "setting.optimizer.bn_weight_decay=null")).endswith(
+        "; ImageNet normalisation, no Nesterov, weight decay on BN")
+    assert protocol.describe(setting("proxy_charades")).endswith(
+        "; per-worker BN, no precise BN, RGB input, ImageNet normalisation")
+    assert protocol.describe(setting("ucf101", "setting.clip.mean=[0.45,0.45,0.45]",
+                                     "setting.clip.std=[0.225,0.225,0.225]")).endswith("; SlowFast normalisation")
+    assert protocol.describe(setting("ucf101", "setting.clip.mean=[0.5,0.5,0.5]")).endswith(
+        "; normalisation mean [0.5, 0.5, 0.5], std [0.229, 0.224, 0.225]")
     assert protocol.describe(setting("ucf101", "setting.clip.channels=bgr")).endswith("; BGR input")
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from tubelab import config
 from tubelab.models import r2plus1d_tiny
 from tubelab.objectives.moco import MoCo
 from tubelab.training import steps
@@ -25,6 +26,17 @@ def test_normalize_and_model_input():
     rgb = torch.tensor([10, 120, 250], dtype=torch.uint8).view(1, 3, 1, 1, 1)
     red, green, blue = [(v / 255 - m) / s for v, m, s in zip((10, 120, 250), steps.IMAGENET_MEAN, steps.IMAGENET_STD)]
     assert torch.allclose(steps.normalize(rgb, bgr=True).flatten(), torch.tensor([blue, green, red]))
+
+
+def test_a_settings_input_normalisation_is_its_statistics_and_channel_order():
+    """SEVERE's Charades (SlowFast's defaults): mean 0.45, std 0.225 on every channel, then BGR; the action
+    recognition settings: ImageNet's statistics, RGB."""
+    rgb = torch.tensor([10, 120, 250], dtype=torch.uint8).view(1, 3, 1, 1, 1)
+    charades = steps.InputNorm.of(config.load("finetune", ["setting=charades"]).setting.clip)
+    red, green, blue = [(v / 255 - 0.45) / 0.225 for v in (10, 120, 250)]
+    assert torch.allclose(charades(rgb).flatten(), torch.tensor([blue, green, red]))
+    ucf = steps.InputNorm.of(config.load("finetune", ["setting=ucf101"]).setting.clip)
+    assert ucf == steps.InputNorm() and torch.equal(ucf(rgb), steps.normalize(rgb))
 
 
 @pytest.mark.parametrize("device", DEVICES)

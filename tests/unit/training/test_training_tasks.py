@@ -75,10 +75,26 @@ def test_schedules_match_the_reference_recipes():
     per_epoch = config.load("finetune", ["setting=charades", "setting.schedule.warmup_start_lr=null"]).setting
     assert [lr_at(per_epoch, e) for e in (0, 0.5, 1, 3.5)] == pytest.approx([0.0375 / 5, 0.0375 / 5, 0.015, 0.03])
     assert lr_at(ch, 41) == pytest.approx(0.00375) and lr_at(ch, 49) == pytest.approx(0.000375)
-    opt = make_optimizer(ch.optimizer, [torch.nn.Parameter(torch.zeros(1))])
-    assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.9
     with pytest.raises(ValueError, match="choose one of: adam, sgd"):
-        make_optimizer(OmegaConf.merge(ch.optimizer, {"name": "lamb"}), [torch.nn.Parameter(torch.zeros(1))])
+        make_optimizer(OmegaConf.merge(ch.optimizer, {"name": "lamb"}), torch.nn.Linear(2, 2))
+
+
+def test_charades_optimiser_is_slowfasts_sgd():
+    """SlowFast's construct_optimizer as SEVERE's Charades runs it: Nesterov SGD, and the BN layers' parameters
+    in their own group without weight decay (BN.WEIGHT_DECAY 0); the other settings: one group."""
+    net = torch.nn.Sequential(torch.nn.Conv3d(3, 4, 1), torch.nn.BatchNorm3d(4), torch.nn.Linear(4, 2))
+    net[2].weight.requires_grad = False  # frozen parameters stay out (the linear protocol freezes the backbone)
+    opt = make_optimizer(config.load("finetune", ["setting=charades"]).setting.optimizer, net)
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.9 and opt.defaults["nesterov"]
+    other, bn = opt.param_groups
+    assert [id(p) for p in other["params"]] == [id(net[0].weight), id(net[0].bias), id(net[2].bias)]
+    assert other["weight_decay"] == 1e-4
+    assert [id(p) for p in bn["params"]] == [id(net[1].weight), id(net[1].bias)] and bn["weight_decay"] == 0.0
+    (one,) = make_optimizer(config.load("finetune", ["setting=charades", "setting.optimizer.bn_weight_decay=null"])
+                            .setting.optimizer, net).param_groups
+    assert len(one["params"]) == 5 and one["weight_decay"] == 1e-4
+    ucf = make_optimizer(config.load("finetune", ["setting=ucf101"]).setting.optimizer, net)
+    assert isinstance(ucf, torch.optim.Adam) and len(ucf.param_groups) == 1
 
 
 @pytest.mark.parametrize("setting,epochs,milestones,budget", [
