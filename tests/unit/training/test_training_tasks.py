@@ -5,6 +5,7 @@ import torch
 from omegaconf import OmegaConf
 
 from tubelab import config
+from tubelab.models.batchnorm import global_batchnorm
 from tubelab.training import tasks
 from tubelab.training.finetune import lr_at, make_optimizer
 
@@ -81,8 +82,9 @@ def test_schedules_match_the_reference_recipes():
 
 def test_charades_optimiser_is_slowfasts_sgd():
     """SlowFast's construct_optimizer as SEVERE's Charades runs it: Nesterov SGD, and the BN layers' parameters
-    in their own group without weight decay (BN.WEIGHT_DECAY 0); the other settings: one group."""
+    in their own group without weight decay (BN.WEIGHT_DECAY 0), global BN layers too; the other settings: one group."""
     net = torch.nn.Sequential(torch.nn.Conv3d(3, 4, 1), torch.nn.BatchNorm3d(4), torch.nn.Linear(4, 2))
+    net = global_batchnorm(net, torch.device("cpu"))  # setting.batchnorm=global, the default
     net[2].weight.requires_grad = False  # frozen parameters stay out (the linear protocol freezes the backbone)
     opt = make_optimizer(config.load("finetune", ["setting=charades"]).setting.optimizer, net)
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.9 and opt.defaults["nesterov"]
