@@ -15,7 +15,7 @@ import ray.train
 import torch
 import torch.distributed as dist
 from omegaconf import OmegaConf
-from ray.exceptions import RayActorError
+from ray.exceptions import NodeDiedError, ObjectLostError, RayActorError
 
 from tubelab import resources
 from tubelab.data import storage
@@ -55,12 +55,26 @@ def run_config(cfg, name: str, num_to_keep: int | None = None) -> ray.train.RunC
 
 
 def worker_lost(error: ray.train.WorkerGroupError) -> bool:
-    """Whether a failed worker group lost a worker (node loss, OOM kill, preemption): a fault worth a
-    restart. When a rank dies its peers fail too (collective aborts), so one death is enough. Anything
-    else is an exception raised by the training code, which fails the same way again."""
-    def died(e):
-        return isinstance(e, RayActorError) or isinstance(getattr(e, "health_check_failure", None), RayActorError)
-    return any(died(e) for e in error.worker_failures.values())
+    """Whether a failed worker group lost a worker or a Ray actor/object it read from (node loss, OOM kill,
+    preemption, an idle node the autoscaler took away under a Ray Data actor): a fault worth a restart. When
+    a rank dies its peers fail too (collective aborts), so one death is enough. Anything else is an exception
+    raised by the training code, which fails the same way again; so is an actor whose constructor raised."""
+    return any(infrastructure_fault(e) for e in error.worker_failures.values())
+
+
+def infrastructure_fault(error: BaseException | None) -> bool:
+    """Whether `error`, or what it wraps (a user exception Ray Train carries as `_base_exc`, a health check's
+    failure, a chained cause), is a dead actor, a dead node or a lost object rather than a bug."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, RayActorError) and not error.actor_init_failed:
+            return True
+        if isinstance(error, (ObjectLostError, NodeDiedError)):
+            return True
+        error = (getattr(error, "_base_exc", None) or getattr(error, "health_check_failure", None)
+                 or error.__cause__ or error.__context__)
+    return False
 
 
 def fit(make_trainer, restarts: int = 2) -> ray.train.Result:

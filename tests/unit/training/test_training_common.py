@@ -3,9 +3,9 @@ an exception raised by the training code is not (the real runs: tests/integratio
 
 import pytest
 import torch
-from ray.exceptions import ActorDiedError
+from ray.exceptions import ActorDiedError, ObjectLostError, RayTaskError
 from ray.train import WorkerGroupError
-from ray.train.v2._internal.exceptions import WorkerHealthCheckFailedError
+from ray.train.v2._internal.exceptions import UserExceptionWithTraceback, WorkerHealthCheckFailedError
 
 from tubelab.training import common
 
@@ -19,6 +19,26 @@ def test_a_dead_worker_is_a_lost_worker_and_an_exception_is_not():
     assert common.worker_lost(failed(r0=RuntimeError("gloo: connection closed by peer"), r1=dead))
     assert common.worker_lost(failed(r1=ActorDiedError()))
     assert not common.worker_lost(failed(r0=ValueError("bad shape"), r1=ValueError("bad shape")))
+
+
+def test_a_ray_data_actor_lost_under_the_training_loop_is_a_lost_worker():
+    # What the training loop raises when a Ray Data actor it reads through (here Parquet's FooterReader) was
+    # on a node the autoscaler took away: Ray Train hands the exception back wrapped.
+    def user(e):
+        return UserExceptionWithTraceback(e, traceback_str="Traceback ...")
+    assert common.worker_lost(failed(r0=user(ActorDiedError())))
+    try:  # a lost block, re-raised by code that wraps it
+        try:
+            raise ObjectLostError("ab" * 14, b"", "")
+        except ObjectLostError as lost:
+            raise RuntimeError("iterating the shard failed") from lost
+    except RuntimeError as e:
+        assert common.worker_lost(failed(r1=user(e)))
+    # a bug stays a bug: in the training code, or in an actor's constructor (it fails the same way again)
+    assert not common.worker_lost(failed(r0=user(ValueError("bad shape"))))
+    init_failed = ActorDiedError(RayTaskError("ClipDecoder.__init__", "Traceback ...", ValueError("no such codec")))
+    assert init_failed.actor_init_failed
+    assert not common.worker_lost(failed(r0=user(init_failed)))
 
 
 class Attempts:
