@@ -73,16 +73,19 @@ def cmd_prepare(overrides):
 
 
 def cmd_pretrain(overrides):
-    from tubelab import config, resources
+    from tubelab import config
     from tubelab.data import storage
-    from tubelab.data.prepare import ensure_shards
     from tubelab.experiments.plan import validate_run
-    from tubelab.experiments.stages import pretrain_stage
-    from tubelab.tracking import mlflow_runs
 
     cfg = config.load("pretrain", overrides)
     validate_run(cfg)
     storage.check_local_store(cfg)
+
+    from tubelab import resources  # MLflow, Ray Data and Ray Train: imported once the config checks passed
+    from tubelab.data.prepare import ensure_shards
+    from tubelab.experiments.stages import pretrain_stage
+    from tubelab.tracking import mlflow_runs
+
     mlflow_runs.check_reachable(cfg)
     if cfg.name and previous_pretrain(cfg, config.to_container(cfg)):
         return
@@ -157,11 +160,17 @@ class Incomplete(Exception):
 
 
 def cmd_sweep(overrides, resume=False):
+    from tubelab import config
+    from tubelab.experiments.plan import plan_sweep
+
+    overrides, cards = config.split_card_overrides(overrides)
+    plan = plan_sweep(overrides)  # every trial's config checked before MLflow, Ray Tune and Ray Train are imported
+
     from tubelab.experiments.sweep import run_sweep
     from tubelab.reporting import sweep_report
     from tubelab.tracking import mlflow_runs
 
-    outcome = run_sweep(overrides, resume=resume)
+    outcome = run_sweep(plan, cards, resume=resume)
     plan, base = outcome.plan, outcome.plan.base
     report = sweep_report.build(base, outcome.parent_run_id)
     sweep_report.publish(base, outcome.parent_run_id, report)

@@ -161,4 +161,4 @@ def plan_sweep(overrides: list[str]) -> SweepPlan:
             raise ConfigError(f"ablations/{ablation_name}.yaml: paper row {label!r} matches no grid point; "
                               f"grid points: {', '.join(sorted({p.label for p in [*declared, *points]}))}")
     scores = [f"{s['setting']['id']}/{s['setting']['metric']}" for s in trials[0]["settings"]]
-    return SweepPlan(name, ablation_name, base, points, trials, scores)
+    return SweepPlan(name, ablation_name, base, points, trials, scores, overrides=list(overrides))

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import ray
 import yaml
 
-from tubelab import config, resources
+from tubelab import resources
 from tubelab.config import ConfigError, to_container
 from tubelab.data import storage
 from tubelab.data.prepare import ensure_shards
 from tubelab.experiments.checks import check_checkpoints, check_clips, content_hashes, trial_datasets
 from tubelab.experiments.fingerprint import code_version, trial_fingerprint
-from tubelab.experiments.plan import SweepPlan, plan_sweep
+from tubelab.experiments.plan import SweepPlan
 from tubelab.experiments.trial import run_params, run_trial, start_trial_run
 from tubelab.experiments.tune import run_trials
 from tubelab.reporting import cluster_timeline
@@ -79,10 +79,9 @@ def cluster_shape() -> str:
     return f"{nodes} node(s), {total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs"
 
 
-def check_sweep(overrides: list[str], resume: bool) -> SweepPlan:
-    """Plan and check everything before Ray starts; returns the plan with each trial's identity."""
-    overrides, cards = config.split_card_overrides(overrides)
-    plan = plan_sweep(overrides)
+def check_sweep(plan: SweepPlan, cards: dict[str, list[str]], resume: bool) -> SweepPlan:
+    """Check everything the plan (experiments.plan.plan_sweep) could not before Ray starts: the stores, the
+    checkpoints, the shards (`cards`: each dataset card's overrides); adds each trial's identity."""
     base = plan.base
     storage.check_local_store(base)
     mlflow_runs.check_reachable(base)
@@ -101,7 +100,6 @@ def check_sweep(overrides: list[str], resume: bool) -> SweepPlan:
         t["tags"] = {"tubelab.fingerprint": t["fingerprint"], "tubelab.code_version": code,
                      **{f"tubelab.data.{n}": hashes[n] for n in trial_datasets(t)}}
     plan.tags = {"tubelab.code_version": code, **{f"tubelab.data.{n}": h for n, h in hashes.items()}}
-    plan.overrides = overrides
     return plan
 
 
@@ -128,9 +126,9 @@ def record_timeline(cfg, parent: str, address: str) -> None:
               f"resources.address=DASHBOARD_URL` records it later")
 
 
-def run_sweep(overrides: list[str], resume: bool = False) -> SweepOutcome:
+def run_sweep(plan: SweepPlan, cards: dict[str, list[str]], resume: bool = False) -> SweepOutcome:
     launched = time.time()  # data preparation may already ask the cluster for nodes
-    plan = check_sweep(overrides, resume)
+    plan = check_sweep(plan, cards, resume)
     base = plan.base
     if resume:
         parent_run = resumable_sweep(base, plan)
