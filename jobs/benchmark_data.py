@@ -524,7 +524,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--out", help="write the figures as JSON here")
     ap.add_argument("--quick", action="store_true",
                     help="seconds-long form for the test suite: 3 videos per class, 192 clips, one local setting, "
-                         "no S3, no naive baseline (tubelab's code paths once; the figures mean nothing)")
+                         "no S3, no naive baseline, a 160-clip consumer pass (tubelab's code paths once; the figures "
+                         "mean nothing)")
     args = ap.parse_args(argv)
     if args.quick:
         args.clips, args.warmup, args.train_per_class, args.actors = 192, 32, 2, [1]
@@ -727,7 +728,8 @@ def main(argv=None) -> dict:
     tried = {name: bench.tubelab([f"resources.decode_actors={wide}"], f"what-if {name}, decode_actors={wide}",
                                  WHAT_IFS[name]) for name in args.variants}
     naive = None if args.skip_naive else measure_naive(bench)
-    report = build_report(bench, per_clip, local, s3, s3_reason, tried, naive, consumer_cost(), load_before)
+    consumer = consumer_cost(**({"clips": 160, "repeats": 1} if args.quick else {}))
+    report = build_report(bench, per_clip, local, s3, s3_reason, tried, naive, consumer, load_before)
     print_summary(report, bench)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
