@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 SMALL = [
     "name=e2e-sweep",
-    *tiny_sweep(pretrain_epochs=2),
+    *tiny_sweep(pretrain_epochs=1),  # epochs on and after a restore: my_run (tests/conftest.py)
     "resources.max_concurrent_trials=1",   # one trial at a time: the interruption finds one finished
 ]
 # README's sweep line; the appended SMALL sets the epochs again, so it is the demo's config, and its trials
@@ -121,7 +121,7 @@ def test_parent_and_child_runs_with_params_and_metrics(sweep):
     for child in points.values():
         assert child.info.status == "FINISHED"
         params = child.data.params
-        assert params["pretrain.epochs"] == "2" and params["resources.train_workers"] == "2"
+        assert params["pretrain.epochs"] == "1" and params["resources.train_workers"] == "2"
         expected_motion = "none" if params["grid.tubelet"] == "no_motion" else "nonlinear"
         assert params["tubelet.motion"] == expected_motion
         assert 0.0 <= child.data.metrics["score/synthetic/top1"] <= 100.0
@@ -134,7 +134,7 @@ def test_parent_and_child_runs_with_params_and_metrics(sweep):
         assert set(stages) == {"pretrain", "finetune-synthetic"}
         assert all(r.info.status == "FINISHED" for r in stages.values())
         losses = client.get_metric_history(stages["pretrain"].info.run_id, "pretrain/loss")
-        assert sorted(m.step for m in losses) == [0, 1]  # one value per epoch, rank 0 only
+        assert [m.step for m in losses] == [0]  # one value per epoch, rank 0 only
         assert client.get_metric_history(stages["finetune-synthetic"].info.run_id, "finetune/synthetic/loss")
         assert stages["finetune-synthetic"].data.metrics["score/synthetic/top1"] == child.data.metrics["score/synthetic/top1"]
         assert {a.path for a in client.list_artifacts(stages["pretrain"].info.run_id, "preview")} == {
