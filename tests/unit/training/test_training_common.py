@@ -27,6 +27,8 @@ def test_a_ray_data_actor_lost_under_the_training_loop_is_a_lost_worker():
     def user(e):
         return UserExceptionWithTraceback(e, traceback_str="Traceback ...")
     assert common.worker_lost(failed(r0=user(ActorDiedError())))
+    # the same, raised through a Ray task that called the dead actor
+    assert common.worker_lost(failed(r0=user(RayTaskError("read", "Traceback ...", ActorDiedError()).as_instanceof_cause())))
     try:  # a lost block, re-raised by code that wraps it
         try:
             raise ObjectLostError("ab" * 14, b"", "")
