@@ -20,7 +20,7 @@ TINY_FINETUNE = [f"card.synthetic.{o.removeprefix('dataset.')}" for o in TINY_PR
     "setting.epochs=1", "setting.batch_size=8", "setting.clip.crop=40", "setting.clip.clips_per_video=1"]
 
 
-def tiny_sweep(pretrain_epochs: int = 2) -> list[str]:
+def tiny_sweep(pretrain_epochs: int) -> list[str]:
     return [
         "dataset.generator.train_per_class=2",
         "dataset.generator.test_per_class=1",
