@@ -292,3 +292,67 @@ class FlakyS3Proxy:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class PortGate:
+    """A TCP forwarder on 127.0.0.1 in front of `upstream` (host, port) that can be closed and opened again on
+    the same port: closed, it listens on nothing and has cut every connection, so a client sees what a stopped
+    server gives it (connection refused); open, it forwards byte for byte. For outages of a shared real server."""
+
+    def __init__(self, upstream: tuple[str, int]):
+        import threading
+
+        self.upstream, self.port = upstream, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._lock, self._threading = threading.Lock(), threading
+        self._sockets: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        self.open()
+
+    def open(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self._listener = listener
+        self._threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def close(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            sockets, self._sockets = self._sockets, []
+        for s in [listener, *sockets]:
+            if s is not None:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # closed
+                return
+            server = socket.create_connection(self.upstream)
+            with self._lock:
+                if self._listener is not listener:
+                    client.close(), server.close()
+                    return
+                self._sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                self._threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                sink.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass

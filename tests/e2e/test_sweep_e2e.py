@@ -171,8 +171,9 @@ def test_a_second_sweep_reuses_finished_trials_instead_of_rerunning_them(sweep):
                             "name=e2e-again"], env={**os.environ, "TUBELAB_HOME": str(home)}, capture_output=True,
                            text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert "0 to run, 3 reused from earlier sweeps, 0 already finished" in again.stdout
-    assert "RayTrainWorker" not in again.stdout + again.stderr  # nothing was trained
+    # nothing was trained, and Ray was not started (its resource plan would end the line)
+    assert "sweep e2e-again: 3 trials (demo): 0 to run, 3 reused from earlier sweeps, 0 already finished\n" in again.stdout
+    assert "RayTrainWorker" not in again.stdout + again.stderr and "logical CPUs" not in again.stdout
     (first,) = runs(client, "tags.`tubelab.kind` = 'sweep' and tags.`tubelab.sweep` = 'e2e-sweep'")
     (second,) = runs(client, "tags.`tubelab.kind` = 'sweep' and tags.`tubelab.sweep` = 'e2e-again'")
     originals = {c.info.run_id: c for c in runs(client, f"tags.`mlflow.parentRunId` = '{first.info.run_id}'")}
@@ -198,7 +199,7 @@ def test_table3_motion_reuses_the_demo_trial_and_its_resume_finds_it_finished(sw
         proc = subprocess.run([*command, *small], env={**os.environ, "TUBELAB_HOME": str(home)},
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        assert "RayTrainWorker" not in proc.stdout + proc.stderr  # nothing was trained
+        assert "RayTrainWorker" not in proc.stdout + proc.stderr and "logical CPUs" not in proc.stdout  # no Ray
         return proc.stdout
 
     def ours(out):  # the first table's no_motion score (table3's table has the paper's columns, no interval)
@@ -208,10 +209,12 @@ def test_table3_motion_reuses_the_demo_trial_and_its_resume_finds_it_finished(sw
     assert "1 trials (table3_motion): 0 to run, 1 reused from earlier sweeps, 0 already finished" in first
     assert ours(first) == float(first_table(stdout)["no_motion"].split()[0])  # the demo's score
     (parent,) = runs(client, "tags.`tubelab.kind` = 'sweep' and tags.`tubelab.ablation` = 'table3_motion'")
+    assert "tubelab.cluster" not in parent.data.tags  # no cluster was asked for: nothing to train
     again = table3(documented("README.md", ".venv/bin/tubelab sweep ablation=table3_motion --resume"))
     assert "every sweep of ablation 'table3_motion' finished" in again and "0 to run" in again
     assert ours(again) == ours(first)
-    assert client.get_run(parent.info.run_id).info.end_time == parent.info.end_time  # read, not run again
+    resumed = client.get_run(parent.info.run_id)
+    assert resumed.info.end_time == parent.info.end_time and resumed.data.tags == parent.data.tags  # read, not run again
 
 
 def test_a_rerun_with_the_same_seed_prints_the_same_table(sweep):

@@ -133,31 +133,35 @@ def run_sweep(plan: SweepPlan, cards: dict[str, list[str]], resume: bool = False
     if resume:
         parent_run = resumable_sweep(base, plan)
         plan.name, parent = parent_run.data.tags["tubelab.sweep"], parent_run.info.run_id
-    res_plan = resources.init_ray(base.resources)
-    cluster = resources.cluster_address(base.resources)
-    if not resume:
-        parent = start_parent(plan)
-    mlflow_runs.set_tags(base, parent, {"tubelab.cluster": cluster_shape(),
-                                        cluster_timeline.LAUNCHED_TAG: f"{launched:.3f}"})
-
-    todo, done, reused = [], 0, 0
+    todo, done, sources = [], 0, {}
     for i, t in enumerate(plan.trials):
-        t["sweep"], t["parent_run_id"] = plan.name, parent
-        if finished_trial(base, t["fingerprint"], parent) is not None:
+        if resume and finished_trial(base, t["fingerprint"], parent) is not None:
             done += 1
         elif base.reuse and (source := finished_trial(base, t["fingerprint"])) is not None:
-            link_reused(base, t, source)
-            reused += 1
+            sources[i] = source
         else:
             todo.append(i)
-    print(f"sweep {plan.name}: {len(plan.trials)} trials ({plan.ablation}): {len(todo)} to run, "
-          f"{reused} reused from earlier sweeps, {done} already finished; {res_plan.describe()}")
+    # Ray only when something trains (its checks still come before any run is made); a sweep whose trials are
+    # all finished or reused reads MLflow and prints its table
+    res_plan = resources.init_ray(base.resources) if todo else None
+    if not resume:
+        parent = start_parent(plan)
+    for i, t in enumerate(plan.trials):
+        t["sweep"], t["parent_run_id"] = plan.name, parent
+        if i in sources:
+            link_reused(base, t, sources[i])
+    counts = (f"sweep {plan.name}: {len(plan.trials)} trials ({plan.ablation}): {len(todo)} to run, "
+              f"{len(sources)} reused from earlier sweeps, {done} already finished")
+    print(f"{counts}; {res_plan.describe()}" if todo else counts)
     untouched = resume and not todo and parent_run.info.status == "FINISHED"  # keeps its end time
     if resume and not untouched:
         mlflow_runs.client(base).update_run(parent, status="RUNNING")
     errors = []
     try:
         if todo:
+            cluster = resources.cluster_address(base.resources)
+            mlflow_runs.set_tags(base, parent, {"tubelab.cluster": cluster_shape(),
+                                                cluster_timeline.LAUNCHED_TAG: f"{launched:.3f}"})
             # A resumed sweep is a new Tune experiment over the unfinished trials only; Ray Train resumes each
             # trial's pretraining from its checkpoints by run name.
             tune_name = f"{plan.name}-resume-{time.strftime('%Y%m%d-%H%M%S')}" if resume else plan.name
