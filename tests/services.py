@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -236,7 +237,6 @@ class FlakyS3Proxy:
 
     def __init__(self, upstream: str, fail_every: int):
         import http.client
-        import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         from urllib.parse import urlsplit
 
@@ -300,11 +300,9 @@ class PortGate:
     server gives it (connection refused); open, it forwards byte for byte. For outages of a shared real server."""
 
     def __init__(self, upstream: tuple[str, int]):
-        import threading
-
         self.upstream, self.port = upstream, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._lock, self._threading = threading.Lock(), threading
+        self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._listener: socket.socket | None = None
         self.open()
@@ -315,7 +313,7 @@ class PortGate:
         listener.bind(("127.0.0.1", self.port))
         listener.listen()
         self._listener = listener
-        self._threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def close(self) -> None:
         with self._lock:
@@ -337,12 +335,13 @@ class PortGate:
                 return
             server = socket.create_connection(self.upstream)
             with self._lock:
-                if self._listener is not listener:
-                    client.close(), server.close()
+                if self._listener is not listener:  # closed while connecting
+                    client.close()
+                    server.close()
                     return
                 self._sockets += [client, server]
             for a, b in ((client, server), (server, client)):
-                self._threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     @staticmethod
     def _pipe(source: socket.socket, sink: socket.socket) -> None:
